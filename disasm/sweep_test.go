@@ -1,0 +1,242 @@
+package disasm
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// TestOpcodeSweepAgainstObjdump walks the opcode space (legacy one-byte,
+// 0F, 0F 38, 0F 3A maps under common prefixes, and VEX/EVEX in the larger
+// DISASM_SWEEP=full run) with a spread of ModRM forms, and checks every
+// successful Decode against objdump's length. Cases objdump rejects, or
+// that Decode refuses, are counted and logged, not failed: refusing is
+// always allowed, decoding with a wrong length never is.
+func TestOpcodeSweepAgainstObjdump(t *testing.T) {
+	tool := needObjdump(t)
+	full := os.Getenv("DISASM_SWEEP") == "full"
+	if testing.Short() && !full {
+		t.Skip("skipping the opcode sweep in -short mode")
+	}
+	for _, mode := range []int{64, 32} {
+		t.Run(fmt.Sprint(mode), func(t *testing.T) {
+			cases := sweepCases(mode, full)
+			lens, texts := odSlots(t, tool, cases, mode)
+			var (
+				stats    = map[string]int{}
+				examples = map[string][]string{}
+			)
+			var dump *os.File
+			if name := os.Getenv("DISASM_SWEEP_DUMP"); name != "" {
+				f, err := os.Create(fmt.Sprintf("%s.%d", name, mode))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer f.Close()
+				dump = f
+			}
+			note := func(cat, ex string) {
+				stats[cat]++
+				if dump != nil {
+					fmt.Fprintf(dump, "%s\t%s\n", cat, ex)
+				}
+				if len(examples[cat]) < 8 {
+					examples[cat] = append(examples[cat], ex)
+				}
+			}
+			for i, c := range cases {
+				odLen, odText := lens[i], texts[i]
+				odOK := odLen > 0 && odMnemonic(odText) != ""
+				code := make([]byte, 16)
+				copy(code, c)
+				for k := len(c); k < 16; k++ {
+					code[k] = fillByte(k)
+				}
+				inst, err := Decode(code, 0x1000, mode)
+				li, st := decodeLength(code, mode)
+				ex := fmt.Sprintf("%s: ours len=%d op=%s err=%v; lendec=%d/%d; objdump len=%d %q",
+					hexBytes(code[:min(len(code), max(odLen, int(li.n), inst.Len, len(c)))]), inst.Len, inst.Mnemonic(), err, li.n, st, odLen, odText)
+				switch {
+				case err == nil && odOK && inst.Len != odLen:
+					note("FAIL length differs from objdump", ex)
+					t.Errorf("length mismatch: %s", ex)
+				case err == nil && odOK:
+					stats["ok"]++
+					if !mnemonicMatches(inst.Mnemonic(), odMnemonic(odText)) {
+						note("mnemonic differs", ex)
+					}
+				case err == nil:
+					note("decoded, objdump rejects", ex)
+				case odOK:
+					note("refused, objdump decodes", ex)
+					if st == lenOK && int(li.n) != odLen {
+						note("length decoder differs (refused anyway)", ex)
+					}
+				default:
+					stats["both reject"]++
+				}
+			}
+			keys := make([]string, 0, len(stats))
+			for k := range stats {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			var sb strings.Builder
+			fmt.Fprintf(&sb, "%d cases\n", len(cases))
+			for _, k := range keys {
+				fmt.Fprintf(&sb, "  %-45s %d\n", k, stats[k])
+				for _, e := range examples[k] {
+					fmt.Fprintf(&sb, "      %s\n", e)
+				}
+			}
+			t.Log(sb.String())
+		})
+	}
+}
+
+// sweepCases generates the opcode sweep: prefix sets x opcode x ModRM
+// forms. Bytes after the ModRM form are left to the filler.
+func sweepCases(mode int, full bool) [][]byte {
+	legacyPfx := [][]byte{nil, {0x66}, {0xF3}, {0xF2}, {0x67}}
+	if mode == 64 {
+		legacyPfx = append(legacyPfx, []byte{0x48}, []byte{0x66, 0x48}, []byte{0xF3, 0x48}, []byte{0xF2, 0x48})
+	}
+	if full {
+		legacyPfx = append(legacyPfx, []byte{0xF0}, []byte{0x65}, []byte{0x2E}, []byte{0x66, 0xF2}, []byte{0x66, 0xF3})
+	}
+	// ModRM forms: memory with RIP/absolute disp32, SIB without base,
+	// disp8 with SIB, disp32 with base, [reg], and register forms.
+	var modrms [][]byte
+	for reg := byte(0); reg < 8; reg++ {
+		r := reg << 3
+		modrms = append(modrms, []byte{r | 0x05}, []byte{r | 0x04, 0x25}, []byte{r | 0x44, 0x24}, []byte{r | 0x80}, []byte{r | 0x01})
+		for rm := byte(0); rm < 8; rm++ {
+			if full || rm == 0 || rm == 2 || rm == 3 || rm == 7 {
+				modrms = append(modrms, []byte{0xC0 | r | rm})
+			}
+		}
+	}
+	var cases [][]byte
+	add := func(parts ...[]byte) {
+		var b []byte
+		for _, p := range parts {
+			b = append(b, p...)
+		}
+		cases = append(cases, b)
+	}
+	shortModrms := [][]byte{{0x05}, {0x0C, 0x25}, {0x54, 0x24}, {0x84}, {0xC1}, {0xF8}, {0x3D}, {0x10}, {0x28}}
+	for _, p := range legacyPfx {
+		for op := 0; op < 256; op++ {
+			if op == 0x0F {
+				continue
+			}
+			for _, m := range shortModrms {
+				add(p, []byte{byte(op)}, m)
+			}
+		}
+		for op := 0; op < 256; op++ {
+			switch op {
+			case 0x38, 0x3A:
+				for op2 := 0; op2 < 256; op2++ {
+					for _, m := range shortModrms {
+						add(p, []byte{0x0F, byte(op), byte(op2)}, m)
+					}
+				}
+			default:
+				for _, m := range modrms {
+					add(p, []byte{0x0F, byte(op)}, m)
+				}
+			}
+		}
+	}
+	// VEX and EVEX.
+	var vexPfx [][]byte
+	for b1 := byte(0xF8); b1 != 0; b1++ { // C5: R=1, vvvv=1111, L, pp
+		vexPfx = append(vexPfx, []byte{0xC5, b1})
+	}
+	for _, mp := range []byte{0xE1, 0xE2, 0xE3} {
+		for w := byte(0); w < 2; w++ {
+			for l := byte(0); l < 2; l++ {
+				for pp := byte(0); pp < 4; pp++ {
+					vexPfx = append(vexPfx, []byte{0xC4, mp, w<<7 | 0x78 | l<<2 | pp})
+				}
+			}
+		}
+	}
+	if full {
+		for _, mp := range []byte{0xF1, 0xF2, 0xF3} {
+			for w := byte(0); w < 2; w++ {
+				for l := byte(0); l < 3; l++ {
+					for pp := byte(0); pp < 4; pp++ {
+						vexPfx = append(vexPfx, []byte{0x62, mp, w<<7 | 0x7C | pp, l<<5 | 0x08 | 1})
+					}
+				}
+			}
+		}
+	}
+	vexModrms := [][]byte{{0x05}, {0x0C, 0x25}, {0xC1}, {0xD1}, {0xE1}, {0xF1}, {0x44, 0x24}, {0x10}}
+	if !full {
+		vexModrms = [][]byte{{0x05}, {0xC1}, {0xD1}}
+	}
+	for _, p := range vexPfx {
+		if !full && p[0] == 0xC4 && p[2]&0x80 != 0 && p[2]&4 != 0 {
+			continue // W=1, L=1: rare, keep the default run small
+		}
+		for op := 0; op < 256; op++ {
+			for _, m := range vexModrms {
+				add(p, []byte{byte(op)}, m)
+			}
+		}
+	}
+	return cases
+}
+
+// mnemonicMatches compares our mnemonic with objdump's, modulo the
+// spelling differences between x86asm and GNU (size suffixes, condition
+// code synonyms, ...).
+func mnemonicMatches(ours, od string) bool {
+	if ours == od {
+		return true
+	}
+	if a, ok := mnemonicAliases[od]; ok && a == ours {
+		return true
+	}
+	return false
+}
+
+// mnemonicAliases maps objdump (-M intel) spellings to x86asm's.
+var mnemonicAliases = map[string]string{
+	"int3":   "int",
+	"movabs": "mov",
+	"jz":     "je",
+	"jnz":    "jne",
+	"jc":     "jb",
+	"jnc":    "jae",
+	"jecxz":  "jecxz",
+	"jrcxz":  "jrcxz",
+	"loopz":  "loope",
+	"loopnz": "loopne",
+	"xchg":   "nop",
+	"ret":    "ret",
+	"retf":   "lret",
+	"cs":     "",
+	"ud1":    "ud1",
+	"call":   "call",
+	"jmp":    "jmp",
+	"iretd":  "iretd",
+	"movsxd": "movsxd",
+	"cwde":   "cwde",
+	"shl":    "shl",
+	"sal":    "shl",
+	"fwait":  "fwait",
+	"pushf":  "pushf",
+	"pushfq": "pushfq",
+	"popfq":  "popfq",
+	"cdqe":   "cdqe",
+	"cqo":    "cqo",
+	"cdq":    "cdq",
+	"nopw":   "nop",
+	"nopl":   "nop",
+}

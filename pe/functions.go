@@ -1,0 +1,1335 @@
+package pe
+
+import (
+	"fmt"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/hpbuild/hpbuild/disasm"
+	"golang.org/x/arch/x86/x86asm"
+)
+
+// Source is a bit set of the ways a function was found.
+type Source uint16
+
+// Function sources.
+const (
+	SrcPdata   Source = 1 << iota // x64 .pdata RUNTIME_FUNCTION
+	SrcExport                     // export directory
+	SrcSymbol                     // COFF symbol table
+	SrcMap                        // link map
+	SrcEntry                      // AddressOfEntryPoint
+	SrcTLS                        // TLS callback
+	SrcSafeSEH                    // SafeSEH handler table
+	SrcCFG                        // Control Flow Guard function table
+	SrcCall                       // direct call target
+	SrcPointer                    // code address taken (relocated pointer, lea)
+	SrcSweep                      // code no other source reached
+)
+
+var sourceNames = []string{"pdata", "export", "symbol", "map", "entry", "tls", "safeseh", "cfg", "call", "pointer", "sweep"}
+
+// Strings returns the names of the sources in s, in a fixed order.
+func (s Source) Strings() []string {
+	var out []string
+	for i, n := range sourceNames {
+		if s&(1<<i) != 0 {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func (s Source) String() string { return strings.Join(s.Strings(), ",") }
+
+// Chunk is a part of a function's code outside its main extent: a chained
+// unwind fragment (MSVC) or a .cold part (gcc).
+type Chunk struct {
+	RVA  uint32
+	Size uint32
+}
+
+// JumpTable is a table of branch targets used by an indirect jump.
+type JumpTable struct {
+	RVA     uint32 // location of the table
+	Entry   uint8  // entry size in bytes (4)
+	Kind    JumpTableKind
+	Base    uint32   // for JumpTableRelative: the RVA entries are relative to
+	Targets []uint32 // target RVAs, in table order
+}
+
+// JumpTableKind says how table entries encode their targets.
+type JumpTableKind uint8
+
+// Jump table kinds.
+const (
+	JumpTableAbsolute JumpTableKind = iota // VA, covered by base relocations (x86)
+	JumpTableRVA                           // 32-bit RVA, used with __ImageBase (MSVC x64)
+	JumpTableRelative                      // 32-bit signed offset from Base (gcc x64)
+)
+
+// Size returns the table size in bytes.
+func (t *JumpTable) Size() uint32 { return uint32(len(t.Targets)) * uint32(t.Entry) }
+
+// Function is one entry of the function table.
+type Function struct {
+	Name    string   // best known name ("" when unnamed: see DisplayName)
+	Aliases []string // other names for the same start, sorted
+	RVA     uint32   // entry point
+	Size    uint32   // size of the main extent [RVA, RVA+Size)
+	Chunks  []Chunk  // further parts, sorted by RVA
+	Sources Source
+
+	// Partial is set when some reachable bytes could not be decoded;
+	// PartialAt is the RVA of the first such instruction.
+	Partial   bool
+	PartialAt uint32
+	// Returns is false when no path through the function returns (it
+	// ends in calls to functions that do not return, traps or loops).
+	Returns bool
+	// Insts counts the instructions decoded; Blocks the basic-block
+	// leaders (entry, branch targets, fall-throughs after branches).
+	Insts, Blocks int
+
+	Refs       []Ref       // address-bearing fields, sorted by At
+	JumpTables []JumpTable // jump tables used by the function
+	// ImportThunk is set when the whole function is "jmp [IAT slot]".
+	ImportThunk bool
+}
+
+// DisplayName returns Name, or "sub_<rva>" for unnamed functions.
+func (fn *Function) DisplayName() string {
+	if fn.Name != "" {
+		return fn.Name
+	}
+	return fmt.Sprintf("sub_%x", fn.RVA)
+}
+
+// End returns the RVA one past the main extent.
+func (fn *Function) End() uint32 { return fn.RVA + fn.Size }
+
+// Contains reports whether rva is inside the main extent or a chunk.
+func (fn *Function) Contains(rva uint32) bool {
+	if rva >= fn.RVA && rva < fn.End() {
+		return true
+	}
+	for _, c := range fn.Chunks {
+		if rva >= c.RVA && rva < c.RVA+c.Size {
+			return true
+		}
+	}
+	return false
+}
+
+// Functions returns the function table sorted by RVA.
+func (f *File) Functions() []Function { return f.functions }
+
+// FunctionAt returns the function starting at rva.
+func (f *File) FunctionAt(rva uint32) (*Function, bool) {
+	i, ok := f.funcIndex[rva]
+	if !ok {
+		return nil, false
+	}
+	return &f.functions[i], true
+}
+
+// FunctionContaining returns the function whose main extent or chunks
+// contain rva.
+func (f *File) FunctionContaining(rva uint32) (*Function, bool) {
+	fs := f.functions
+	i := sort.Search(len(fs), func(i int) bool { return fs[i].RVA > rva }) - 1
+	if i >= 0 && rva < fs[i].End() {
+		return &fs[i], true
+	}
+	if c, ok := f.chunkOwner(rva); ok {
+		return &f.functions[c], true
+	}
+	return nil, false
+}
+
+func (f *File) chunkOwner(rva uint32) (int, bool) {
+	for i := range f.functions {
+		for _, c := range f.functions[i].Chunks {
+			if rva >= c.RVA && rva < c.RVA+c.Size {
+				return i, true
+			}
+		}
+	}
+	return 0, false
+}
+
+func (f *File) mode() int {
+	if f.Is64 {
+		return 64
+	}
+	return 32
+}
+
+// ---- function discovery ----
+
+// startInfo is what discovery knows about one candidate start.
+type startInfo struct {
+	src      Source
+	names    []string
+	pdataEnd uint32 // exact end from .pdata, 0 if unknown
+}
+
+// analysis is the result of decoding one function's reachable code.
+type analysis struct {
+	start, end uint32
+	limit      uint32 // the bound this analysis was computed with
+	calls      []uint32
+	pointers   []uint32
+	outside    []uint32 // jump targets outside [start, limit) that are not calls
+	refs       []Ref
+	tables     []JumpTable
+	partial    bool
+	partialAt  uint32
+	returns    bool
+	insts      int
+	blocks     int
+	thunk      bool
+	callsNoRet []uint32 // call sites whose fall-through was cut (callee does not return)
+}
+
+// functionBuilder holds discovery state.
+type functionBuilder struct {
+	f        *File
+	starts   map[uint32]*startInfo
+	fragOf   map[uint32]uint32 // .pdata fragment begin -> parent begin
+	fragEnd  map[uint32]uint32
+	coldOf   map[uint32]uint32 // .cold symbol start -> parent start
+	noReturn map[uint32]bool   // functions / IAT slots known not to return
+	an       map[uint32]*analysis
+	codeSecs []*Section
+	tableAt  map[uint32]uint32 // jump table start -> end (data inside code)
+}
+
+// Names of imports that never return.
+var noReturnImports = map[string]bool{
+	"ExitProcess": true, "ExitThread": true, "FatalExit": true, "FatalAppExitA": true, "FatalAppExitW": true,
+	"exit": true, "_exit": true, "_Exit": true, "abort": true, "quick_exit": true, "_assert": true, "_wassert": true,
+	"__stack_chk_fail": true, "_amsg_exit": true, "__report_gsfailure": true, "longjmp": true, "_longjmp": true,
+	"_invalid_parameter_noinfo_noreturn": true, "_CxxThrowException": true, "__std_terminate": true,
+	"terminate": true, "_Unwind_Resume": true, "__cxa_throw": true, "__cxa_rethrow": true, "RtlExitUserThread": true,
+	"RtlExitUserProcess": true, "NtTerminateProcess": false, "__fastfail": true, "FreeLibraryAndExitThread": true,
+	"RaiseFailFastException": true, "_cexit": false, "__chk_fail": true,
+}
+
+func (f *File) buildFunctionTable() {
+	b := &functionBuilder{
+		f:        f,
+		starts:   map[uint32]*startInfo{},
+		fragOf:   map[uint32]uint32{},
+		fragEnd:  map[uint32]uint32{},
+		coldOf:   map[uint32]uint32{},
+		noReturn: map[uint32]bool{},
+		an:       map[uint32]*analysis{},
+		tableAt:  map[uint32]uint32{},
+	}
+	for i := range f.Sections {
+		if f.Sections[i].Executable() {
+			b.codeSecs = append(b.codeSecs, &f.Sections[i])
+		}
+	}
+	for slot, i := range f.slots {
+		if s := f.importSlots[i]; noReturnImports[s.Name] {
+			b.noReturn[slot] = true
+		}
+	}
+	b.seed()
+	b.discover()
+	b.finish()
+}
+
+func (b *functionBuilder) add(rva uint32, src Source, name string) *startInfo {
+	if !b.f.IsCode(rva) {
+		return nil
+	}
+	if _, frag := b.fragOf[rva]; frag && src&(SrcPdata|SrcCall|SrcPointer|SrcSweep) != 0 {
+		return nil // a fragment of another function, not a function
+	}
+	si := b.starts[rva]
+	if si == nil {
+		si = &startInfo{}
+		b.starts[rva] = si
+	}
+	si.src |= src
+	if name != "" {
+		for _, n := range si.names {
+			if n == name {
+				return si
+			}
+		}
+		si.names = append(si.names, name)
+	}
+	return si
+}
+
+func (b *functionBuilder) seed() {
+	f := b.f
+	for _, rf := range f.Unwind {
+		if rf.Parent != 0 {
+			b.fragOf[rf.BeginAddress] = rf.Parent
+			b.fragEnd[rf.BeginAddress] = rf.EndAddress
+		}
+	}
+	for _, rf := range f.Unwind {
+		if rf.Parent == 0 {
+			if si := b.add(rf.BeginAddress, SrcPdata, ""); si != nil {
+				si.pdataEnd = rf.EndAddress
+			}
+		}
+	}
+	for _, e := range f.Exports {
+		if e.Forwarder == "" && e.RVA != 0 {
+			name := e.Name
+			if name == "" {
+				name = fmt.Sprintf("#%d", e.Ordinal)
+			}
+			b.add(e.RVA, SrcExport, name)
+		}
+	}
+	// Symbols: .cold parts attach to their parent by name.
+	byName := map[string]uint32{}
+	for _, s := range f.Symbols {
+		if s.Func || f.IsCode(s.RVA) {
+			if _, ok := byName[s.Name]; !ok {
+				byName[s.Name] = s.RVA
+			}
+		}
+	}
+	for _, s := range f.Symbols {
+		if !f.IsCode(s.RVA) {
+			continue
+		}
+		if i := strings.Index(s.Name, ".cold"); i > 0 {
+			if p, ok := byName[s.Name[:i]]; ok && p != s.RVA {
+				b.coldOf[s.RVA] = p
+				delete(b.starts, s.RVA)
+				continue
+			}
+		}
+		if !s.Func && s.Source == "coff" {
+			continue
+		}
+		src := SrcSymbol
+		if s.Source == "map" {
+			src = SrcMap
+		}
+		b.add(s.RVA, src, s.Name)
+	}
+	if f.EntryPoint != 0 {
+		b.add(f.EntryPoint, SrcEntry, "")
+	}
+	if f.TLS != nil {
+		for _, cb := range f.TLS.Callbacks {
+			b.add(cb, SrcTLS, "")
+		}
+	}
+	if lc := f.LoadConfig; lc != nil {
+		for _, h := range lc.SEHandlers {
+			b.add(h, SrcSafeSEH, "")
+		}
+		for _, c := range lc.GuardCFFunctions {
+			b.add(c, SrcCFG, "")
+		}
+	}
+}
+
+// sortedStarts returns the known starts in order.
+func (b *functionBuilder) sortedStarts() []uint32 {
+	out := make([]uint32, 0, len(b.starts))
+	for r := range b.starts {
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+// limitFor returns the exclusive bound for decoding the function at start:
+// its .pdata end, else the next known start, fragment, cold part or
+// jump table, else the end of its section.
+func (b *functionBuilder) limitFor(start uint32, next uint32) uint32 {
+	if si := b.starts[start]; si != nil && si.pdataEnd != 0 {
+		return si.pdataEnd
+	}
+	s := b.f.Section(start)
+	lim := s.VirtualAddress + min(s.mappedSize(), s.rawSize())
+	if next != 0 && next < lim {
+		lim = next
+	}
+	return lim
+}
+
+// boundaries returns all positions a non-.pdata function may not run into.
+func (b *functionBuilder) boundaries() []uint32 {
+	out := b.sortedStarts()
+	for r := range b.fragOf {
+		out = append(out, r)
+	}
+	for r := range b.coldOf {
+		out = append(out, r)
+	}
+	for r := range b.tableAt {
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+func nextAfter(sorted []uint32, rva uint32) uint32 {
+	i := sort.Search(len(sorted), func(i int) bool { return sorted[i] > rva })
+	if i < len(sorted) {
+		return sorted[i]
+	}
+	return 0
+}
+
+const maxDiscoveryRounds = 64
+
+// discover runs recursive descent from every known start until no new
+// start appears, then sweeps the code no function covers.
+func (b *functionBuilder) discover() {
+	for round := 0; round < maxDiscoveryRounds; round++ {
+		bounds := b.boundaries()
+		starts := b.sortedStarts()
+		var todo []uint32
+		for _, s := range starts {
+			lim := b.limitFor(s, nextAfter(bounds, s))
+			if a := b.an[s]; a != nil && a.limit == lim && !b.staleNoReturn(a) {
+				continue
+			}
+			todo = append(todo, s)
+		}
+		if len(todo) == 0 {
+			if b.sweep() {
+				continue
+			}
+			return
+		}
+		results := b.analyzeAll(todo, bounds)
+		changed := false
+		for i, s := range todo {
+			b.an[s] = results[i]
+		}
+		for _, s := range todo {
+			a := b.an[s]
+			for _, c := range a.calls {
+				if b.acceptCall(s, c) {
+					if _, known := b.starts[c]; !known {
+						changed = true
+					}
+					b.add(c, SrcCall, "")
+				}
+			}
+			if !a.returns && !b.noReturn[s] {
+				b.noReturn[s] = true
+				changed = true
+			}
+			for _, t := range a.tables {
+				if b.f.IsCode(t.RVA) {
+					if _, ok := b.tableAt[t.RVA]; !ok {
+						b.tableAt[t.RVA] = t.RVA + t.Size()
+					}
+				}
+			}
+		}
+		_ = changed
+	}
+	b.f.warnf("function discovery stopped after %d rounds", maxDiscoveryRounds)
+}
+
+// staleNoReturn reports whether a callee of a became known not to return
+// after a was analysed (its fall-through must be cut).
+func (b *functionBuilder) staleNoReturn(a *analysis) bool {
+	if a.returns && len(a.calls) == 0 {
+		return false
+	}
+	cut := map[uint32]bool{}
+	for _, c := range a.callsNoRet {
+		cut[c] = true
+	}
+	for _, c := range a.calls {
+		if b.noReturn[c] && !cut[c] {
+			if si := b.starts[a.start]; si != nil && si.pdataEnd != 0 {
+				return false // extent is exact anyway
+			}
+			return true
+		}
+	}
+	return false
+}
+
+// acceptCall decides whether a call target is a function start.
+func (b *functionBuilder) acceptCall(from, target uint32) bool {
+	if !b.f.IsCode(target) {
+		return false
+	}
+	if _, frag := b.fragOf[target]; frag {
+		return false
+	}
+	if _, cold := b.coldOf[target]; cold {
+		return false
+	}
+	// A call into the middle of a function with an exact (.pdata) extent
+	// is not a new function (e.g. "call $+5" to get the PC).
+	if owner, ok := b.pdataOwner(target); ok && owner != target {
+		return false
+	}
+	if a := b.an[from]; a != nil && target > from && target < a.end && target != from {
+		// call to the next instruction inside the caller: a PC thunk
+		return false
+	}
+	return true
+}
+
+func (b *functionBuilder) pdataOwner(rva uint32) (uint32, bool) {
+	rfs := b.f.Unwind
+	i := sort.Search(len(rfs), func(i int) bool { return rfs[i].BeginAddress > rva }) - 1
+	if i >= 0 && rva < rfs[i].EndAddress {
+		if rfs[i].Parent != 0 {
+			return rfs[i].Parent, true
+		}
+		return rfs[i].BeginAddress, true
+	}
+	return 0, false
+}
+
+// analyzeAll decodes the given starts in parallel.
+func (b *functionBuilder) analyzeAll(todo []uint32, bounds []uint32) []*analysis {
+	out := make([]*analysis, len(todo))
+	limits := make([]uint32, len(todo))
+	for i, s := range todo {
+		limits[i] = b.limitFor(s, nextAfter(bounds, s))
+	}
+	workers := runtime.GOMAXPROCS(0)
+	if len(todo) < 64 {
+		workers = 1
+	}
+	var wg sync.WaitGroup
+	var next int
+	var mu sync.Mutex
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				mu.Lock()
+				i := next
+				next += 16
+				mu.Unlock()
+				if i >= len(todo) {
+					return
+				}
+				for j := i; j < i+16 && j < len(todo); j++ {
+					out[j] = b.analyze(todo[j], limits[j])
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// sweep finds code in the gaps between functions that no source reached
+// and adds a start at the first non-padding byte of each such gap. It
+// reports whether it added anything.
+func (b *functionBuilder) sweep() bool {
+	added := false
+	type span struct{ s, e uint32 }
+	var covered []span
+	for s, a := range b.an {
+		covered = append(covered, span{s, a.end})
+	}
+	for frag, parent := range b.fragOf {
+		_ = parent
+		covered = append(covered, span{frag, b.fragEnd[frag]})
+	}
+	for c := range b.coldOf {
+		if a := b.an[c]; a != nil {
+			covered = append(covered, span{c, a.end})
+		}
+	}
+	for t, e := range b.tableAt {
+		covered = append(covered, span{t, e})
+	}
+	sort.Slice(covered, func(i, j int) bool { return covered[i].s < covered[j].s })
+	for _, sec := range b.codeSecs {
+		pos := sec.VirtualAddress
+		end := sec.VirtualAddress + min(sec.mappedSize(), sec.rawSize())
+		ci := 0
+		for pos < end {
+			for ci < len(covered) && covered[ci].e <= pos {
+				ci++
+			}
+			if ci < len(covered) && covered[ci].s <= pos {
+				pos = covered[ci].e
+				continue
+			}
+			gapEnd := end
+			if ci < len(covered) && covered[ci].s < gapEnd {
+				gapEnd = covered[ci].s
+			}
+			p := b.skipPadding(pos, gapEnd)
+			if p >= gapEnd {
+				pos = gapEnd
+				continue
+			}
+			if !b.plausibleStart(p, gapEnd) {
+				// Not code: skip to the next aligned position and retry.
+				pos = (p + 16) &^ 15
+				continue
+			}
+			b.add(p, SrcSweep, "")
+			added = true
+			a := b.analyze(p, gapEnd)
+			b.an[p] = a
+			if a.end <= p {
+				pos = p + 1
+			} else {
+				pos = a.end
+			}
+		}
+	}
+	return added
+}
+
+// plausibleStart checks that code at p decodes for a few instructions
+// without hitting an invalid one, so that stray data is not taken for code.
+func (b *functionBuilder) plausibleStart(p, end uint32) bool {
+	code := b.f.Bytes(p, int(end-p))
+	if len(code) == 0 {
+		return false
+	}
+	zero := 0
+	for _, c := range code {
+		if c != 0 {
+			break
+		}
+		zero++
+	}
+	if zero >= 2 {
+		return false
+	}
+	pc := uint64(p)
+	for n := 0; n < 4 && len(code) > 0; n++ {
+		in, err := disasm.Decode(code, pc, b.f.mode())
+		if err != nil {
+			return false
+		}
+		if in.Flow == disasm.FlowRet || in.Flow == disasm.FlowJump || in.Flow == disasm.FlowIndirectJump {
+			return true
+		}
+		code = code[in.Len:]
+		pc += uint64(in.Len)
+	}
+	return true
+}
+
+// skipPadding returns the first byte in [p, end) that is not padding
+// (int3, nop forms, zero fill).
+func (b *functionBuilder) skipPadding(p, end uint32) uint32 {
+	for p < end {
+		code := b.f.Bytes(p, int(min(end-p, 16)))
+		if len(code) == 0 {
+			return end
+		}
+		switch code[0] {
+		case 0xcc, 0x90, 0x00:
+			p++
+			continue
+		}
+		in, err := disasm.Decode(code, uint64(p), b.f.mode())
+		if err != nil || !isNop(&in, code) {
+			return p
+		}
+		p += uint32(in.Len)
+	}
+	return end
+}
+
+// isNop recognises the multi-byte no-op forms compilers pad with: nop
+// r/m, xchg ax,ax, and "lea esi,[esi+0]" / "mov edi,edi" style moves of a
+// register to itself.
+func isNop(in *disasm.Inst, code []byte) bool {
+	switch in.Raw.Op {
+	case x86asm.NOP:
+		return true
+	case x86asm.XCHG:
+		return in.Raw.Args[0] == in.Raw.Args[1]
+	case x86asm.MOV:
+		return in.Raw.Args[0] != nil && in.Raw.Args[0] == in.Raw.Args[1]
+	case x86asm.LEA:
+		r, ok := in.Raw.Args[0].(x86asm.Reg)
+		m, ok2 := in.Raw.Args[1].(x86asm.Mem)
+		return ok && ok2 && m.Base == r && m.Disp == 0 && m.Index == 0
+	}
+	return false
+}
+
+// finish turns the analyses into the function table.
+func (b *functionBuilder) finish() {
+	f := b.f
+	starts := b.sortedStarts()
+	fns := make([]Function, 0, len(starts))
+	for _, s := range starts {
+		a := b.an[s]
+		si := b.starts[s]
+		if a == nil {
+			continue
+		}
+		fn := Function{
+			RVA:         s,
+			Size:        a.end - s,
+			Sources:     si.src,
+			Partial:     a.partial,
+			PartialAt:   a.partialAt,
+			Returns:     a.returns,
+			Insts:       a.insts,
+			Blocks:      a.blocks,
+			Refs:        a.refs,
+			JumpTables:  a.tables,
+			ImportThunk: a.thunk,
+		}
+		names := append([]string(nil), si.names...)
+		fn.Name, fn.Aliases = pickName(names, si.src)
+		fns = append(fns, fn)
+	}
+	f.functions = fns
+	f.funcIndex = make(map[uint32]int, len(fns))
+	for i := range fns {
+		f.funcIndex[fns[i].RVA] = i
+	}
+	// Attach .pdata fragments and .cold parts.
+	attach := func(part, parent uint32, end uint32) {
+		i, ok := f.funcIndex[parent]
+		if !ok {
+			f.warnf("code fragment at %#x belongs to %#x, which is not a known function", part, parent)
+			return
+		}
+		fn := &f.functions[i]
+		fn.Chunks = append(fn.Chunks, Chunk{RVA: part, Size: end - part})
+		a := b.analyze(part, end)
+		fn.Refs = append(fn.Refs, a.refs...)
+		fn.JumpTables = append(fn.JumpTables, a.tables...)
+		fn.Insts += a.insts
+		fn.Blocks += a.blocks
+		fn.Partial = fn.Partial || a.partial
+	}
+	frags := make([]uint32, 0, len(b.fragOf))
+	for fr := range b.fragOf {
+		frags = append(frags, fr)
+	}
+	sort.Slice(frags, func(i, j int) bool { return frags[i] < frags[j] })
+	for _, fr := range frags {
+		attach(fr, b.fragOf[fr], b.fragEnd[fr])
+	}
+	colds := make([]uint32, 0, len(b.coldOf))
+	for c := range b.coldOf {
+		colds = append(colds, c)
+	}
+	sort.Slice(colds, func(i, j int) bool { return colds[i] < colds[j] })
+	bounds := b.boundaries()
+	for _, c := range colds {
+		lim := b.limitFor(c, nextAfter(bounds, c))
+		a := b.analyze(c, lim)
+		attach(c, b.coldOf[c], a.end)
+	}
+	for i := range f.functions {
+		fn := &f.functions[i]
+		sort.Slice(fn.Chunks, func(a, c int) bool { return fn.Chunks[a].RVA < fn.Chunks[c].RVA })
+		sort.Slice(fn.Refs, func(a, c int) bool { return fn.Refs[a].At < fn.Refs[c].At })
+		fn.Refs = dedupRefs(fn.Refs)
+	}
+}
+
+// pickName chooses the display name: an export name first (the public
+// name), then a COFF symbol, then a map symbol; the rest become aliases.
+func pickName(names []string, src Source) (string, []string) {
+	if len(names) == 0 {
+		return "", nil
+	}
+	best := names[0]
+	rest := append([]string(nil), names[1:]...)
+	sort.Strings(rest)
+	return best, rest
+}
+
+func dedupRefs(refs []Ref) []Ref {
+	out := refs[:0]
+	for i, r := range refs {
+		if i > 0 && r.At == refs[i-1].At {
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// ---- decoding one function ----
+
+const maxFunctionSize = 1 << 22 // 4 MiB of code for one function at most
+
+// analyze decodes the code reachable from start without passing limit.
+func (b *functionBuilder) analyze(start, limit uint32) *analysis {
+	f := b.f
+	a := &analysis{start: start, end: start, limit: limit}
+	if limit <= start {
+		a.returns = true
+		return a
+	}
+	if limit-start > maxFunctionSize {
+		limit = start + maxFunctionSize
+	}
+	code := f.Bytes(start, int(limit-start))
+	n := uint32(len(code))
+	if n == 0 {
+		a.partial = true
+		return a
+	}
+	seen := make([]uint64, (n+63)/64)
+	covered := make([]uint64, (n+63)/64) // bytes inside an instruction, after its first
+	leader := make([]uint64, (n+63)/64)
+	isSet := func(bs []uint64, i uint32) bool { return bs[i/64]&(1<<(i%64)) != 0 }
+	set := func(bs []uint64, i uint32) { bs[i/64] |= 1 << (i % 64) }
+	var work []uint32
+	push := func(rva uint32) {
+		if rva >= start && rva < start+n {
+			set(leader, rva-start)
+			work = append(work, rva)
+		}
+	}
+	push(start)
+	mode := f.mode()
+	var tr tracker
+	var pending []tableCandidate
+	var extra []uint32
+	prescanned := false
+	end := start
+	for {
+		for len(work) > 0 {
+			pc := work[len(work)-1]
+			work = work[:len(work)-1]
+			tr.resetRun()
+			for {
+				off := pc - start
+				if off >= n || isSet(seen, off) {
+					break
+				}
+				if isSet(covered, off) {
+					// A branch into the middle of a decoded instruction.
+					if !a.partial || pc < a.partialAt {
+						a.partialAt = pc
+					}
+					a.partial = true
+					break
+				}
+				in, err := disasm.Decode(code[off:], uint64(pc), mode)
+				if err != nil || off+uint32(in.Len) > n {
+					if !a.partial || pc < a.partialAt {
+						a.partialAt = pc
+					}
+					a.partial = true
+					break
+				}
+				set(seen, off)
+				for k := off + 1; k < off+uint32(in.Len); k++ {
+					set(covered, k)
+				}
+				a.insts++
+				next := pc + uint32(in.Len)
+				if next > end {
+					end = next
+				}
+				if pc == start && in.Flow == disasm.FlowIndirectJump {
+					a.thunk = true
+				}
+				cont := b.instRefs(a, &in, pc, &tr)
+				tr.observe(&in)
+				switch in.Flow {
+				case disasm.FlowRet:
+					a.returns = true
+					cont = false
+				case disasm.FlowTrap:
+					cont = false
+				case disasm.FlowJump:
+					t := uint32(in.Refs[0].Target)
+					if t >= start && t < start+n {
+						push(t)
+					} else {
+						a.outside = append(a.outside, t)
+						a.returns = true // tail call: returns if the callee does
+					}
+					cont = false
+				case disasm.FlowCondJump:
+					t := uint32(in.Refs[0].Target)
+					if t >= start && t < start+n {
+						push(t)
+					} else {
+						a.outside = append(a.outside, t)
+						a.returns = true
+					}
+					push(next)
+				case disasm.FlowIndirectJump:
+					if c, ok := b.tableCandidate(&in, &tr); ok {
+						pending = append(pending, c)
+					} else {
+						a.returns = true // unknown target: assume it may return
+					}
+					cont = false
+				case disasm.FlowCall:
+					t := uint32(in.Refs[0].Target)
+					a.calls = append(a.calls, t)
+					if b.noReturn[t] {
+						a.callsNoRet = append(a.callsNoRet, t)
+						cont = false
+					}
+				case disasm.FlowIndirectCall:
+					if slot, ok := importSlotOf(&in, pc, f); ok && b.noReturn[slot] {
+						cont = false
+					}
+				}
+				if !cont {
+					break
+				}
+				pc = next
+			}
+		}
+		if len(pending) == 0 {
+			break
+		}
+		// Resolve the jump tables found so far, now that every address the
+		// code references is known: a table ends where another referenced
+		// object begins.
+		stops := b.tableStops(a, pending)
+		if !prescanned {
+			prescanned = true
+			extra = b.prescanStops(start, start+n)
+		}
+		stops = mergeSorted(stops, extra)
+		for _, c := range pending {
+			valid := func(t uint32) bool {
+				return t >= start && t < start+n && !isSet(covered, t-start)
+			}
+			tbl, ok := b.readTable(c, start, start+n, stops, valid)
+			if !ok && c.bound > 0 {
+				c.bound = 0 // the bound check was for another value
+				tbl, ok = b.readTable(c, start, start+n, stops, valid)
+			}
+			if !ok {
+				a.returns = true
+				continue
+			}
+			a.tables = append(a.tables, tbl)
+			for _, t := range tbl.Targets {
+				push(t)
+			}
+		}
+		pending = pending[:0]
+	}
+	// Jump tables placed right after the code (x86 MSVC) belong to the extent.
+	for _, t := range a.tables {
+		if t.RVA >= start && t.RVA <= end+16 && t.RVA+t.Size() <= start+n && f.IsCode(t.RVA) {
+			if t.RVA+t.Size() > end {
+				end = t.RVA + t.Size()
+			}
+		}
+	}
+	for i := uint32(0); i < n; i++ {
+		if isSet(leader, i) && isSet(seen, i) {
+			a.blocks++
+		}
+	}
+	if si := b.starts[start]; si != nil && si.pdataEnd != 0 {
+		end = si.pdataEnd
+	}
+	if _, frag := b.fragEnd[start]; frag {
+		end = b.fragEnd[start]
+	}
+	a.end = end
+	// Relocated fields the decoder did not report (data inside the code).
+	a.refs = b.relocRefs(a.refs, start, end)
+	return a
+}
+
+// importSlotOf returns the IAT slot an indirect call or jump goes through.
+func importSlotOf(in *disasm.Inst, pc uint32, f *File) (uint32, bool) {
+	for _, r := range in.RefList() {
+		var slot uint32
+		switch r.Kind {
+		case disasm.RefRIP:
+			slot = uint32(r.Target)
+		case disasm.RefDisp32:
+			s, ok := f.vaToRVA(r.Target)
+			if !ok {
+				continue
+			}
+			slot = s
+		default:
+			continue
+		}
+		if _, ok := f.slots[slot]; ok {
+			return slot, true
+		}
+	}
+	return 0, false
+}
+
+// instRefs records the references of one instruction and reports whether
+// execution falls through (false only for a jump through an IAT slot).
+func (b *functionBuilder) instRefs(a *analysis, in *disasm.Inst, pc uint32, tr *tracker) bool {
+	f := b.f
+	cont := true
+	for _, r := range in.RefList() {
+		at := pc + uint32(r.Off)
+		switch r.Kind {
+		case disasm.RefRel8, disasm.RefRel32:
+			k := RefBranch32
+			if r.Kind == disasm.RefRel8 {
+				k = RefBranch8
+			}
+			a.refs = append(a.refs, Ref{At: at, Width: r.Width, Kind: k, Target: uint32(r.Target)})
+		case disasm.RefCall32:
+			a.refs = append(a.refs, Ref{At: at, Width: 4, Kind: RefCall, Target: uint32(r.Target)})
+		case disasm.RefRIP:
+			t := uint32(r.Target)
+			a.refs = append(a.refs, Ref{At: at, Width: 4, Kind: RefRIP, Target: t})
+			if in.Op == x86asm.LEA {
+				if reg, ok := in.Raw.Args[0].(x86asm.Reg); ok {
+					tr.setLea(reg, t)
+				}
+				if t != 0 && f.IsCode(t) {
+					a.pointers = append(a.pointers, t)
+				}
+			}
+			if in.Flow == disasm.FlowIndirectJump {
+				if _, ok := f.slots[t]; ok && b.noReturn[t] {
+					cont = false
+				}
+			}
+		case disasm.RefDisp32, disasm.RefImm32:
+			if t, ok := b.absTarget(at, 4, r.Target); ok {
+				a.refs = append(a.refs, Ref{At: at, Width: 4, Kind: RefAbs32, Target: t})
+				if r.Kind == disasm.RefImm32 && f.IsCode(t) {
+					a.pointers = append(a.pointers, t)
+				}
+			}
+		case disasm.RefImm64:
+			if t, ok := b.absTarget(at, 8, r.Target); ok {
+				a.refs = append(a.refs, Ref{At: at, Width: 8, Kind: RefAbs64, Target: t})
+				if f.IsCode(t) {
+					a.pointers = append(a.pointers, t)
+				}
+			}
+		}
+	}
+	// __ImageBase-relative displacements (MSVC x64: [rdx+rax*4+tableRVA]).
+	if f.Is64 && tr.anyImageBase {
+		for _, arg := range in.Raw.Args {
+			m, ok := arg.(x86asm.Mem)
+			if !ok || m.Disp == 0 || m.Base == x86asm.RIP || !(tr.isImageBase(m.Base) || tr.isImageBase(m.Index)) {
+				continue
+			}
+			if m.Disp < 0 || uint64(m.Disp) >= uint64(f.SizeOfImage) {
+				continue
+			}
+			if off, ok := dispOffset(in, int32(m.Disp)); ok {
+				a.refs = append(a.refs, Ref{At: pc + uint32(off), Width: 4, Kind: RefImageBase, Target: uint32(m.Disp)})
+			}
+		}
+	}
+	return cont
+}
+
+// dispOffset finds the offset of a 32-bit displacement inside the
+// instruction bytes.
+func dispOffset(in *disasm.Inst, disp int32) (int, bool) {
+	for _, r := range in.RefList() {
+		if r.Kind == disasm.RefDisp32 && r.Width == 4 && int32(uint32(r.Target)) == disp {
+			return int(r.Off), true
+		}
+	}
+	return 0, false
+}
+
+// absTarget converts an absolute address field to an RVA when a base
+// relocation covers the field (or, in images without relocations, when the
+// value lies inside the image).
+func (b *functionBuilder) absTarget(at uint32, width int, val uint64) (uint32, bool) {
+	f := b.f
+	if t, ok := f.relocAt[at]; ok {
+		if (width == 4 && t == IMAGE_REL_BASED_HIGHLOW) || (width == 8 && t == IMAGE_REL_BASED_DIR64) {
+			return f.vaToRVA(val)
+		}
+		return 0, false
+	}
+	if len(f.Relocs) == 0 && f.Characteristics&0x0001 != 0 { // IMAGE_FILE_RELOCS_STRIPPED
+		if rva, ok := f.vaToRVA(val); ok && f.Section(rva) != nil {
+			return rva, true
+		}
+	}
+	return 0, false
+}
+
+// relocRefs adds references for relocated fields in [start, end) that no
+// decoded instruction reported.
+func (b *functionBuilder) relocRefs(refs []Ref, start, end uint32) []Ref {
+	f := b.f
+	rs := f.Relocs
+	i := sort.Search(len(rs), func(i int) bool { return rs[i].RVA >= start })
+	if i >= len(rs) || rs[i].RVA >= end {
+		return refs
+	}
+	have := make(map[uint32]bool, len(refs))
+	for _, r := range refs {
+		have[r.At] = true
+	}
+	for ; i < len(rs) && rs[i].RVA < end; i++ {
+		r := rs[i]
+		if have[r.RVA] {
+			continue
+		}
+		switch r.Type {
+		case IMAGE_REL_BASED_HIGHLOW:
+			if v, ok := f.readU32(r.RVA); ok {
+				t, _ := f.vaToRVA(uint64(v))
+				refs = append(refs, Ref{At: r.RVA, Width: 4, Kind: RefAbs32, Target: t})
+			}
+		case IMAGE_REL_BASED_DIR64:
+			if v, ok := f.readU64(r.RVA); ok {
+				t, _ := f.vaToRVA(v)
+				refs = append(refs, Ref{At: r.RVA, Width: 8, Kind: RefAbs64, Target: t})
+			}
+		}
+	}
+	return refs
+}
+
+const maxJumpTableEntries = 4096
+
+// tracker follows the few facts jump-table recognition needs: which
+// registers hold a RIP-relative address or __ImageBase (for the whole
+// function), and, within one straight-line run, the pending table load and
+// the bound check in front of it.
+type tracker struct {
+	lea          [16]uint32 // lea reg,[rip+X] targets by register number (x64); 0 = none
+	imageBase    [16]bool
+	anyImageBase bool
+	// per run
+	bounds   [16]int // entry counts from "cmp reg,imm; ja/jae", by register
+	cmpReg   int
+	pendKind JumpTableKind
+	pendAt   uint32
+	pendOK   bool
+	cmpImm   int64
+	cmpOK    bool
+	bound    int // number of table entries from "cmp r,imm; ja", 0 = unknown
+}
+
+func regIndex(r x86asm.Reg) int {
+	switch {
+	case r >= x86asm.RAX && r <= x86asm.R15:
+		return int(r - x86asm.RAX)
+	case r >= x86asm.EAX && r <= x86asm.R15L:
+		return int(r - x86asm.EAX)
+	}
+	return -1
+}
+
+func (t *tracker) resetRun() { t.pendOK, t.cmpOK, t.bound = false, false, 0 }
+
+func (t *tracker) setLea(r x86asm.Reg, target uint32) {
+	if i := regIndex(r); i >= 0 {
+		t.lea[i] = target
+		t.imageBase[i] = target == 0
+		if target == 0 {
+			t.anyImageBase = true
+		}
+	}
+}
+
+func (t *tracker) isImageBase(r x86asm.Reg) bool {
+	i := regIndex(r)
+	return i >= 0 && t.imageBase[i]
+}
+
+// observe updates the run state after one instruction.
+func (t *tracker) observe(in *disasm.Inst) {
+	raw := &in.Raw
+	switch raw.Op {
+	case x86asm.CMP:
+		if imm, ok := raw.Args[1].(x86asm.Imm); ok {
+			if r, isReg := raw.Args[0].(x86asm.Reg); isReg && regIndex(r) >= 0 {
+				t.cmpImm, t.cmpOK, t.cmpReg = int64(imm), true, regIndex(r)
+				return
+			}
+		}
+	case x86asm.JA:
+		if t.cmpOK && t.cmpImm >= 0 && t.cmpImm < maxJumpTableEntries {
+			t.bounds[t.cmpReg] = int(t.cmpImm) + 1
+		}
+	case x86asm.JAE:
+		if t.cmpOK && t.cmpImm > 0 && t.cmpImm <= maxJumpTableEntries {
+			t.bounds[t.cmpReg] = int(t.cmpImm)
+		}
+	case x86asm.MOVSXD, x86asm.MOV:
+		if m, ok := raw.Args[1].(x86asm.Mem); ok && m.Scale == 4 && m.Index != 0 {
+			t.bound = 0
+			if j := regIndex(m.Index); j >= 0 {
+				t.bound = t.bounds[j]
+			}
+			if i := regIndex(m.Base); i >= 0 {
+				switch {
+				case t.imageBase[i] && m.Disp > 0:
+					t.pendKind, t.pendAt, t.pendOK = JumpTableRVA, uint32(m.Disp), true
+				case t.lea[i] != 0 && m.Disp == 0:
+					t.pendKind, t.pendAt, t.pendOK = JumpTableRelative, t.lea[i], true
+				}
+			}
+		}
+	}
+	if raw.Op != x86asm.CMP && raw.Op != x86asm.JA && raw.Op != x86asm.JAE {
+		t.cmpOK = false
+	}
+}
+
+// tableCandidate is an indirect jump whose table location is known but
+// whose entries are not read yet.
+type tableCandidate struct {
+	kind  JumpTableKind
+	rva   uint32
+	bound int // entries from the bound check, 0 = unknown
+}
+
+// tableCandidate recognises the table behind an indirect jump: x86
+// "jmp [T+r*4]" with relocated VA entries; x64 "jmp reg" after an entry load
+// from an RVA table addressed through __ImageBase (MSVC) or from a table of
+// offsets relative to a lea'd base (gcc, LLVM).
+func (b *functionBuilder) tableCandidate(in *disasm.Inst, tr *tracker) (tableCandidate, bool) {
+	f := b.f
+	if !f.Is64 {
+		m, ok := in.Raw.Args[0].(x86asm.Mem)
+		if !ok || m.Base != 0 || m.Scale != 4 || m.Disp == 0 {
+			return tableCandidate{}, false
+		}
+		trva, ok := f.vaToRVA(uint64(uint32(m.Disp)))
+		if !ok {
+			return tableCandidate{}, false
+		}
+		bound := 0
+		if j := regIndex(m.Index); j >= 0 {
+			bound = tr.bounds[j]
+		}
+		return tableCandidate{kind: JumpTableAbsolute, rva: trva, bound: bound}, true
+	}
+	if _, ok := in.Raw.Args[0].(x86asm.Reg); !ok || !tr.pendOK {
+		return tableCandidate{}, false
+	}
+	return tableCandidate{kind: tr.pendKind, rva: tr.pendAt, bound: tr.bound}, true
+}
+
+// tableStops lists the addresses a table may not run into: every other
+// address the function references and every other table.
+func (b *functionBuilder) tableStops(a *analysis, pending []tableCandidate) []uint32 {
+	var stops []uint32
+	for _, r := range a.refs {
+		if r.Kind == RefRIP || r.Kind == RefAbs32 || r.Kind == RefAbs64 || r.Kind == RefImageBase {
+			stops = append(stops, r.Target)
+		}
+	}
+	for _, c := range pending {
+		stops = append(stops, c.rva)
+	}
+	for _, t := range a.tables {
+		stops = append(stops, t.RVA)
+	}
+	sort.Slice(stops, func(i, j int) bool { return stops[i] < stops[j] })
+	return stops
+}
+
+// prescanStops decodes [start, limit) linearly and returns every
+// RIP-relative target in it, sorted: the addresses of the tables and other
+// objects the function uses, including those in code the descent has not
+// reached yet.
+func (b *functionBuilder) prescanStops(start, limit uint32) []uint32 {
+	if !b.f.Is64 {
+		return nil
+	}
+	code := b.f.Bytes(start, int(limit-start))
+	var out []uint32
+	pc := start
+	for len(code) > 0 {
+		in, err := disasm.Decode(code, uint64(pc), 64)
+		if err != nil {
+			code, pc = code[1:], pc+1
+			continue
+		}
+		for _, r := range in.RefList() {
+			if r.Kind == disasm.RefRIP {
+				out = append(out, uint32(r.Target))
+			}
+		}
+		code, pc = code[in.Len:], pc+uint32(in.Len)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+func mergeSorted(a, b []uint32) []uint32 {
+	out := make([]uint32, 0, len(a)+len(b))
+	out = append(out, a...)
+	out = append(out, b...)
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+// readTable reads the entries of a candidate table. The count comes from
+// the bound check in front of the jump when there is one; otherwise entries
+// are read while they are valid targets, up to the next referenced address.
+func (b *functionBuilder) readTable(c tableCandidate, start, limit uint32, stops []uint32, valid func(uint32) bool) (JumpTable, bool) {
+	f := b.f
+	max := maxJumpTableEntries
+	if c.bound > 0 {
+		max = c.bound
+	}
+	stop := nextAfter(stops, c.rva)
+	t := JumpTable{RVA: c.rva, Entry: 4, Kind: c.kind}
+	if c.kind == JumpTableRelative {
+		t.Base = c.rva
+	}
+	for k := 0; k < max; k++ {
+		at := c.rva + uint32(4*k)
+		if stop != 0 && at >= stop && c.bound == 0 {
+			break
+		}
+		v, ok := f.readU32(at)
+		if !ok {
+			break
+		}
+		var target uint32
+		switch c.kind {
+		case JumpTableAbsolute:
+			if ty, ok := f.relocAt[at]; (!ok || ty != IMAGE_REL_BASED_HIGHLOW) && len(f.Relocs) > 0 {
+				v = 0
+			}
+			if target, ok = f.vaToRVA(uint64(v)); !ok {
+				target = limit
+			}
+		case JumpTableRVA:
+			target = v
+		case JumpTableRelative:
+			target = t.Base + uint32(int32(v))
+		}
+		if !valid(target) {
+			if c.bound > 0 {
+				return JumpTable{}, false // the bound says every entry is valid
+			}
+			break
+		}
+		t.Targets = append(t.Targets, target)
+	}
+	return t, len(t.Targets) > 0
+}

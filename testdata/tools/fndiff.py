@@ -1,0 +1,266 @@
+#!/usr/bin/env python3
+"""Object-level function diff for the fixture cases (a cross-check, not hpbuild).
+
+Compares build/<case>/<arch>/old.o with new.o function by function.  A
+function is the range from its COFF function symbol to the next function
+symbol (or the end of its section).  Bytes covered by relocations are masked
+and the relocation target is compared instead, resolved to
+
+  * a symbol name (+offset) for named symbols,
+  * function+offset / data-symbol+offset for section-relative references,
+  * the referenced bytes themselves for anonymous read-only data
+    (string literals, floating-point constants, jump tables),
+
+so that a layout shift alone never makes a function "changed".  Used by
+`make verify` to check each case's expect.json; needs objdump for instruction
+boundaries (x64 REL32 addends are relative to the end of the instruction).
+
+usage: fndiff.py OLD.o NEW.o            print the diff as JSON
+       fndiff.py --verify CASE...       check build/CASE/{x64,x86} vs CASE/expect.json
+"""
+import json
+import os
+import re
+import struct
+import subprocess
+import sys
+
+OBJDUMP = {0x8664: 'x86_64-w64-mingw32-objdump', 0x14c: 'i686-w64-mingw32-objdump'}
+# relocation type -> (size, pc-relative, extra bytes n of REL32_n)
+RELOCS = {
+    0x8664: {1: (8, False, 0), 2: (4, False, 0), 3: (4, False, 0), 4: (4, True, 0),
+             5: (4, True, 1), 6: (4, True, 2), 7: (4, True, 3), 8: (4, True, 4),
+             9: (4, True, 5), 0xA: (2, False, 0), 0xB: (4, False, 0)},
+    0x14c: {6: (4, False, 0), 7: (4, False, 0), 0x14: (4, True, 0), 0xA: (2, False, 0),
+            0xB: (4, False, 0)},
+}
+SCN_CODE = 0x20
+SCN_UNINIT = 0x80
+
+
+class Obj:
+    def __init__(self, path):
+        self.path = path
+        d = open(path, 'rb').read()
+        self.data = d
+        (self.machine, nsec, _, symoff, nsym, optsz, _) = struct.unpack_from('<HHIIIHH', d, 0)
+        strtab = symoff + nsym * 18
+        self.strtab = d[strtab:]
+        self.sections = []
+        for i in range(nsec):
+            off = 20 + optsz + i * 40
+            raw = d[off:off + 8]
+            (vsize, vaddr, rawsize, rawptr, relptr, _, nrel, _, chars) = struct.unpack_from('<IIIIIIHHI', d, off + 8)
+            name = raw.rstrip(b'\0').decode()
+            if name.startswith('/'):
+                name = self._str(int(name[1:]))
+            body = b'' if chars & SCN_UNINIT else d[rawptr:rawptr + rawsize]
+            relocs = []
+            for r in range(nrel):
+                va, si, ty = struct.unpack_from('<IIH', d, relptr + r * 10)
+                relocs.append((va, si, ty))
+            self.sections.append({'index': i + 1, 'name': name, 'size': rawsize, 'data': body,
+                                  'relocs': relocs, 'chars': chars, 'code': bool(chars & SCN_CODE)})
+        self.symbols = {}
+        i = 0
+        while i < nsym:
+            off = symoff + i * 18
+            raw = d[off:off + 8]
+            if raw[:4] == b'\0\0\0\0':
+                name = self._str(struct.unpack_from('<I', raw, 4)[0])
+            else:
+                name = raw.rstrip(b'\0').decode()
+            value, secno, ty, scl, naux = struct.unpack_from('<IhHBB', d, off + 8)
+            self.symbols[i] = {'name': name, 'value': value, 'sec': secno, 'type': ty, 'scl': scl}
+            i += 1 + naux
+        self.prefix = '_' if self.machine == 0x14c else ''
+        self._insn = None
+
+    def _str(self, off):
+        end = self.strtab.index(b'\0', off)
+        return self.strtab[off:end].decode()
+
+    def sec(self, no):
+        return self.sections[no - 1]
+
+    def is_section_sym(self, s):
+        return s['scl'] == 3 and s['sec'] > 0 and s['value'] == 0 and s['name'] == self.sec(s['sec'])['name']
+
+    def cname(self, n):
+        return n[len(self.prefix):] if self.prefix and n.startswith(self.prefix) else n
+
+    def insn_ends(self):
+        """section name -> sorted list of instruction start offsets (plus end)."""
+        if self._insn is None:
+            out = subprocess.run([OBJDUMP[self.machine], '-d', '--insn-width=16', self.path],
+                                 check=True, capture_output=True, text=True).stdout
+            self._insn = {}
+            cur = None
+            for line in out.splitlines():
+                m = re.match(r'Disassembly of section (.*):$', line)
+                if m:
+                    cur = self._insn.setdefault(m.group(1), [])
+                    continue
+                m = re.match(r'\s+([0-9a-f]+):\t([0-9a-f ]+)\t', line)
+                if m and cur is not None:
+                    cur.append(int(m.group(1), 16))
+            for v in self._insn.values():
+                v.sort()
+        return self._insn
+
+    def functions(self):
+        fns = {}
+        bysec = {}
+        for s in self.symbols.values():
+            if s['sec'] > 0 and (s['type'] & 0xf0) == 0x20:
+                bysec.setdefault(s['sec'], []).append(s)
+        for secno, syms in bysec.items():
+            sec = self.sec(secno)
+            starts = sorted(set(s['value'] for s in syms))
+            for s in syms:
+                nxt = [v for v in starts if v > s['value']]
+                end = nxt[0] if nxt else sec['size']
+                fns[self.cname(s['name'])] = (secno, s['value'], end)
+        return fns
+
+    def data_objects(self):
+        """named non-function symbols in non-code sections -> (secno, start, end)."""
+        objs = {}
+        bysec = {}
+        for s in self.symbols.values():
+            if s['sec'] > 0 and (s['type'] & 0xf0) != 0x20 and not self.is_section_sym(s) \
+                    and s['scl'] in (2, 3) and not self.sec(s['sec'])['code'] \
+                    and not s['name'].startswith('.'):
+                bysec.setdefault(s['sec'], []).append(s)
+        for secno, syms in bysec.items():
+            sec = self.sec(secno)
+            starts = sorted(set(s['value'] for s in syms))
+            for s in syms:
+                nxt = [v for v in starts if v > s['value']]
+                end = nxt[0] if nxt else sec['size']
+                objs[self.cname(s['name'])] = (secno, s['value'], end)
+        return objs
+
+    def resolve(self, secno, off):
+        sec = self.sec(secno)
+        fns = self.functions()
+        if sec['code']:
+            best = None
+            for n, (sn, st, en) in fns.items():
+                if sn == secno and st <= off < max(en, st + 1) and (best is None or (st, n) > (best[1], best[0])):
+                    best = (n, st)
+            if best:
+                return 'fn:%s+%#x' % (best[0], off - best[1])
+            return 'code:%s+%#x' % (sec['name'], off)
+        for n, (sn, st, en) in self.data_objects().items():
+            if sn == secno and st <= off < max(en, st + 1):
+                return 'data:%s+%#x' % (n, off - st)
+        # anonymous read-only data: describe by content
+        body = sec['data']
+        if not body:
+            return 'bss:%s+%#x' % (sec['name'], off)
+        end = body.find(b'\0', off)
+        s = body[off:end] if end >= 0 else b''
+        if end > off and all(32 <= c < 127 or c in (9, 10, 13) for c in s):
+            return 'str:%r' % s.decode()
+        return 'const:%s' % self.norm_bytes(secno, off, min(off + 16, len(body)))[0]
+
+    def norm_bytes(self, secno, start, end):
+        """(hex with reloc fields masked, [(offset, type, target)])"""
+        sec = self.sec(secno)
+        b = bytearray(sec['data'][start:end]) if sec['data'] else bytearray(end - start)
+        refs = []
+        table = RELOCS[self.machine]
+        ends = None
+        for va, si, ty in sec['relocs']:
+            if not (start <= va < end):
+                continue
+            size, pcrel, extra = table.get(ty, (4, False, 0))
+            addend = int.from_bytes(sec['data'][va:va + size], 'little', signed=True)
+            if pcrel:
+                if ends is None:
+                    ends = self.insn_ends().get(sec['name'], [])
+                nxt = [x for x in ends if x > va]
+                insn_end = nxt[0] if nxt else va + size
+                addend += max(0, insn_end - (va + size)) - extra
+            sym = self.symbols[si]
+            if self.is_section_sym(sym):
+                tgt = self.resolve(sym['sec'], addend)
+            else:
+                tgt = '%s%+d' % (self.cname(sym['name']), addend) if addend else self.cname(sym['name'])
+            for k in range(size):
+                if va - start + k < len(b):
+                    b[va - start + k] = 0
+            refs.append((va - start, ty, tgt))
+        return b.hex(), refs
+
+
+def diff(old_path, new_path):
+    a, b = Obj(old_path), Obj(new_path)
+    fa, fb = a.functions(), b.functions()
+    res = {'changed': [], 'added': sorted(set(fb) - set(fa)), 'removed': sorted(set(fa) - set(fb)),
+           'unchanged': [], 'aliases_old': [], 'aliases_new': [], 'data_changed': {},
+           'data_added': [], 'data_removed': []}
+    for n in sorted(set(fa) & set(fb)):
+        na = a.norm_bytes(fa[n][0], fa[n][1], fa[n][2])
+        nb = b.norm_bytes(fb[n][0], fb[n][1], fb[n][2])
+        (res['changed'] if na != nb else res['unchanged']).append(n)
+    for o, fns, key in ((a, fa, 'aliases_old'), (b, fb, 'aliases_new')):
+        seen = {}
+        for n, (s, st, _) in fns.items():
+            seen.setdefault((s, st), []).append(n)
+        res[key] = sorted(sorted(v) for v in seen.values() if len(v) > 1)
+    da, db = a.data_objects(), b.data_objects()
+    res['data_added'] = sorted(set(db) - set(da))
+    res['data_removed'] = sorted(set(da) - set(db))
+    for n in sorted(set(da) & set(db)):
+        x = a.norm_bytes(*da[n])
+        y = b.norm_bytes(*db[n])
+        if x != y:
+            res['data_changed'][n] = {'old': x[0][:64] + ('' if not x[1] else ' ' + str([r[2] for r in x[1]])),
+                                      'new': y[0][:64] + ('' if not y[1] else ' ' + str([r[2] for r in y[1]]))}
+    return res
+
+
+def verify(cases):
+    bad = 0
+    for c in cases:
+        exp = json.load(open(os.path.join(c, 'expect.json')))
+        for arch in ('x64', 'x86'):
+            e = dict(exp)
+            e.update(exp.get('arch', {}).get(arch, {}))
+            r = diff('build/%s/%s/old.o' % (c, arch), 'build/%s/%s/new.o' % (c, arch))
+            # compiler-made fragments (foo.cold) count as part of their parent
+            def base(names):
+                return sorted(set(n.split('.')[0] for n in names))
+            renamed = e.get('renamed', [])
+            added = sorted(set(r['added']) - {p['new'] for p in renamed})
+            removed = sorted(set(r['removed']) - {p['old'] for p in renamed})
+            got = {'changed': base(r['changed']), 'added': base(added), 'removed': base(removed)}
+            want = {k: sorted(e.get(k, [])) for k in ('changed', 'added', 'removed')}
+            ok = got == want
+            for p in renamed:
+                a, b = Obj('build/%s/%s/old.o' % (c, arch)), Obj('build/%s/%s/new.o' % (c, arch))
+                fa, fb = a.functions()[p['old']], b.functions()[p['new']]
+                if a.norm_bytes(*fa) != b.norm_bytes(*fb):
+                    ok = False
+            dc = sorted(r['data_changed']) + r['data_added'] + r['data_removed']
+            if 'data_changed' in e and sorted(e['data_changed']) != sorted(set(dc)):
+                ok = False
+            print('%-4s %-22s %-4s changed=%s added=%s removed=%s data=%s%s' % (
+                'ok' if ok else 'FAIL', c, arch, ','.join(r['changed']) or '-', ','.join(r['added']) or '-',
+                ','.join(r['removed']) or '-', ','.join(dc) or '-',
+                '' if ok else '  want %s data=%s' % (want, e.get('data_changed'))))
+            if r['aliases_old'] or r['aliases_new']:
+                print('     aliases old=%s new=%s' % (r['aliases_old'], r['aliases_new']))
+            bad += not ok
+    return bad
+
+
+if __name__ == '__main__':
+    if len(sys.argv) > 1 and sys.argv[1] == '--verify':
+        sys.exit(1 if verify(sys.argv[2:]) else 0)
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    json.dump(diff(sys.argv[1], sys.argv[2]), sys.stdout, indent=1)
+    print()
