@@ -1,6 +1,7 @@
 package disasm
 
 import (
+	"bufio"
 	"debug/pe"
 	"errors"
 	"fmt"
@@ -165,16 +166,22 @@ func TestRealCodeAgainstObjdump(t *testing.T) {
 			t.Errorf("%v", err)
 			continue
 		}
-		out, err := exec.Command(tool, "-d", "-z", "-M", "intel", "--insn-width=16", path).Output()
+		cmd := exec.Command(tool, "-d", "-z", "-M", "intel", "--insn-width=16", path)
+		stdout, err := cmd.StdoutPipe()
 		if err != nil {
-			t.Errorf("%s %s: %v", tool, path, err)
-			continue
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("%s: %v", tool, err)
 		}
 		var (
 			n, refused, skipped int
 			refusedEx           []string
 		)
-		for _, line := range strings.Split(string(out), "\n") {
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 1<<16), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
 			addr, nbytes, text, ok := parseObjdumpPELine(line)
 			if !ok {
 				continue
@@ -210,6 +217,12 @@ func TestRealCodeAgainstObjdump(t *testing.T) {
 				}
 			}
 		}
+		if err := sc.Err(); err != nil {
+			t.Errorf("%s: reading objdump output: %v", path, err)
+		}
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("%s %s: %v", tool, path, err)
+		}
 		if refused > 0 {
 			t.Logf("%s: %d of %d objdump instructions refused (e.g. %s)", path, refused, n, strings.Join(refusedEx, "; "))
 		}
@@ -223,11 +236,18 @@ func TestRealCodeAgainstObjdump(t *testing.T) {
 // x87 instruction after it (fstsw = fwait; fnstsw) while we decoded the
 // fwait on its own, as the processor executes it.
 func isWaitPrefixed(inst *Inst, code []byte, addr uint64, mode, nbytes int) bool {
-	if inst.Op != x86asm.FWAIT || inst.Len != 1 || nbytes < 2 {
-		return false
+	off := 0
+	for off < nbytes {
+		next, err := Decode(code[off:], addr+uint64(off), mode)
+		if err != nil {
+			return false
+		}
+		off += next.Len
+		if next.Op != x86asm.FWAIT {
+			break
+		}
 	}
-	next, err := Decode(code[1:], addr+1, mode)
-	return err == nil && next.Len == nbytes-1
+	return inst.Op == x86asm.FWAIT && off == nbytes
 }
 
 // parseObjdumpPELine parses "  addr:\tbytes\ttext" and returns the address,
