@@ -1,7 +1,6 @@
 package disasm
 
 import (
-	"bufio"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -49,34 +48,35 @@ func (r tableRef) String() string {
 
 func readTable(t *testing.T) []tableCase {
 	t.Helper()
-	f, err := os.Open("testdata/decode.txt")
+	cases, err := readTableFile("testdata/decode.txt")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	return cases
+}
+
+// readTableFile reads and parses a decode table.
+func readTableFile(name string) ([]tableCase, error) {
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return nil, err
+	}
 	var cases []tableCase
-	sc := bufio.NewScanner(f)
-	n := 0
-	for sc.Scan() {
-		n++
-		line := sc.Text()
+	for n, line := range strings.Split(string(data), "\n") {
 		if strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
 		c, err := parseTableLine(line)
 		if err != nil {
-			t.Fatalf("testdata/decode.txt:%d: %v", n, err)
+			return nil, fmt.Errorf("%s:%d: %v", name, n+1, err)
 		}
-		c.line = n
+		c.line = n + 1
 		cases = append(cases, c)
 	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
 	if len(cases) == 0 {
-		t.Fatal("testdata/decode.txt: no cases")
+		return nil, fmt.Errorf("%s: no cases", name)
 	}
-	return cases
+	return cases, nil
 }
 
 func parseTableLine(line string) (tableCase, error) {

@@ -175,6 +175,7 @@ type File struct {
 
 	functions   []Function
 	funcIndex   map[uint32]int // function start RVA -> index in functions
+	chunks      []chunkRef     // all chunks, sorted by RVA
 	slots       map[uint32]int // IAT slot RVA -> index in importSlots
 	importSlots []ImportSlot
 	relocAt     map[uint32]uint8 // relocated field RVA -> relocation type

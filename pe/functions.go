@@ -150,14 +150,18 @@ func (f *File) FunctionContaining(rva uint32) (*Function, bool) {
 }
 
 func (f *File) chunkOwner(rva uint32) (int, bool) {
-	for i := range f.functions {
-		for _, c := range f.functions[i].Chunks {
-			if rva >= c.RVA && rva < c.RVA+c.Size {
-				return i, true
-			}
-		}
+	cs := f.chunks
+	i := sort.Search(len(cs), func(i int) bool { return cs[i].RVA > rva }) - 1
+	if i >= 0 && rva < cs[i].RVA+cs[i].Size {
+		return cs[i].owner, true
 	}
 	return 0, false
+}
+
+// chunkRef locates a chunk in the function table.
+type chunkRef struct {
+	Chunk
+	owner int
 }
 
 func (f *File) mode() int {
@@ -241,6 +245,7 @@ func (f *File) buildFunctionTable() {
 	}
 	b.seed()
 	b.discover()
+	b.attachColdParts()
 	b.finish()
 }
 
@@ -670,6 +675,83 @@ func isNop(in *disasm.Inst, code []byte) bool {
 	return false
 }
 
+// attachColdParts finds gcc .cold parts in images without symbols. gcc
+// gives a .cold part its own .pdata entry (not a chained one) whose unwind
+// codes describe the frame of the function it was split from, all at
+// offset 0 with an empty prologue: it runs inside a frame another piece of
+// code set up. Such an entry, found by nothing but .pdata (and jumps), that
+// is jumped to from exactly one function and never called, is a part of
+// that function.
+func (b *functionBuilder) attachColdParts() {
+	if !b.f.Is64 {
+		return
+	}
+	jumpers := map[uint32]map[uint32]bool{}
+	for s, a := range b.an {
+		for _, t := range a.outside {
+			if jumpers[t] == nil {
+				jumpers[t] = map[uint32]bool{}
+			}
+			jumpers[t][s] = true
+		}
+	}
+	called := map[uint32]bool{}
+	for _, a := range b.an {
+		for _, c := range a.calls {
+			called[c] = true
+		}
+	}
+	var cold []uint32
+	for start, si := range b.starts {
+		if si.src != SrcPdata || len(si.names) > 0 || len(jumpers[start]) != 1 {
+			continue
+		}
+		if called[start] {
+			continue
+		}
+		rf, ok := b.pdataEntry(start)
+		if !ok {
+			continue
+		}
+		u, err := b.f.ParseUnwindInfo(rf.UnwindData)
+		if err != nil || len(u.Codes) == 0 || u.SizeOfProlog != 0 || u.Flags&UNW_FLAG_CHAININFO != 0 {
+			continue
+		}
+		framed := true
+		for _, c := range u.Codes {
+			if c.CodeOffset != 0 {
+				framed = false
+			}
+		}
+		if framed {
+			cold = append(cold, start)
+		}
+	}
+	sort.Slice(cold, func(i, j int) bool { return cold[i] < cold[j] })
+	for _, c := range cold {
+		var parent uint32
+		for p := range jumpers[c] {
+			parent = p
+		}
+		if _, ok := b.starts[parent]; !ok || parent == c {
+			continue
+		}
+		b.fragOf[c] = parent
+		b.fragEnd[c] = b.starts[c].pdataEnd
+		delete(b.starts, c)
+		delete(b.an, c)
+	}
+}
+
+func (b *functionBuilder) pdataEntry(begin uint32) (RuntimeFunction, bool) {
+	rfs := b.f.Unwind
+	i := sort.Search(len(rfs), func(i int) bool { return rfs[i].BeginAddress >= begin })
+	if i < len(rfs) && rfs[i].BeginAddress == begin {
+		return rfs[i], true
+	}
+	return RuntimeFunction{}, false
+}
+
 // finish turns the analyses into the function table.
 func (b *functionBuilder) finish() {
 	f := b.f
@@ -738,6 +820,12 @@ func (b *functionBuilder) finish() {
 		a := b.analyze(c, lim)
 		attach(c, b.coldOf[c], a.end)
 	}
+	for i := range f.functions {
+		for _, c := range f.functions[i].Chunks {
+			f.chunks = append(f.chunks, chunkRef{c, i})
+		}
+	}
+	sort.Slice(f.chunks, func(i, j int) bool { return f.chunks[i].RVA < f.chunks[j].RVA })
 	for i := range f.functions {
 		fn := &f.functions[i]
 		sort.Slice(fn.Chunks, func(a, c int) bool { return fn.Chunks[a].RVA < fn.Chunks[c].RVA })
