@@ -220,13 +220,21 @@ func decodeError(code []byte, pc uint64, reason string, n int) *DecodeError {
 // failure the error is a *DecodeError and the returned Inst is the zero
 // value (Len 0): the caller decides how many bytes to skip (one, or the
 // error's Len when it is non-zero).
-func Decode(code []byte, pc uint64, mode int) (Inst, error) {
-	var inst Inst
+func Decode(code []byte, pc uint64, mode int) (inst Inst, err error) {
+	if err := decode(&inst, code, pc, mode); err != nil {
+		return Inst{}, err
+	}
+	return inst, nil
+}
+
+// decode is Decode, filling in *inst (which must be the zero value); on
+// error *inst is left in an unspecified state.
+func decode(inst *Inst, code []byte, pc uint64, mode int) error {
 	if mode != 32 && mode != 64 {
-		return inst, decodeError(code, pc, reasonMode, 0)
+		return decodeError(code, pc, reasonMode, 0)
 	}
 	if len(code) == 0 {
-		return inst, decodeError(code, pc, reasonEmpty, 0)
+		return decodeError(code, pc, reasonEmpty, 0)
 	}
 	if len(code) > MaxInstLen {
 		code = code[:MaxInstLen]
@@ -234,11 +242,11 @@ func Decode(code []byte, pc uint64, mode int) (Inst, error) {
 	li, st := decodeLength(code, mode)
 	switch st {
 	case lenTruncated:
-		return inst, decodeError(code, pc, reasonTruncated, 0)
+		return decodeError(code, pc, reasonTruncated, 0)
 	case lenTooLong:
-		return inst, decodeError(code, pc, reasonTooLong, 0)
+		return decodeError(code, pc, reasonTooLong, 0)
 	case lenInvalid:
-		return inst, decodeError(code, pc, reasonInvalid, 0)
+		return decodeError(code, pc, reasonInvalid, 0)
 	}
 	n := int(li.n)
 
@@ -247,41 +255,44 @@ func Decode(code []byte, pc uint64, mode int) (Inst, error) {
 			return inst.synthetic(op, &li, code, pc, mode)
 		}
 	}
-	raw, err := x86asm.Decode(code, mode)
+	var err error
+	raw := &inst.Raw
+	*raw, err = x86asm.Decode(code, mode)
 	switch {
 	case err == nil && raw.Op != 0:
 		// The common case.
 	case hintNOP(&li):
 		// Reserved NOPs (0F 18..1F forms x86asm does not know).
+		*raw = x86asm.Inst{}
 		return inst.synthetic(x86asm.NOP, &li, code, pc, mode)
 	case li.enc != encLegacy && li.npfx > 0 && li.pfx&^pfxSeg == 0:
 		// Segment override in front of VEX/EVEX: x86asm only accepts
 		// VEX/EVEX as the first byte. Decode without the prefixes, then
 		// put them back.
-		raw, err = x86asm.Decode(code[li.npfx:], mode)
+		*raw, err = x86asm.Decode(code[li.npfx:], mode)
 		if err != nil || raw.Op == 0 {
-			return inst, decodeError(code, pc, reasonUnknown, n)
+			return decodeError(code, pc, reasonUnknown, n)
 		}
-		addSegmentPrefixes(&raw, code[:li.npfx], mode)
+		addSegmentPrefixes(raw, code[:li.npfx], mode)
 	default:
 		// x86asm failed or consumed only a prefix byte: never trust a
 		// prefix-only decode.
-		return inst, decodeError(code, pc, reasonUnknown, n)
+		return decodeError(code, pc, reasonUnknown, n)
 	}
 
 	if raw.Len != n {
 		// vzeroupper/vzeroall (VEX 0F 77) have no ModRM, but x86asm
 		// consumes one (and whatever displacement it implies).
 		if !(li.enc == encVEX2 || li.enc == encVEX3) || li.opMap != 1 || li.op != 0x77 {
-			return inst, decodeError(code, pc, reasonLenMismatch, 0)
+			return decodeError(code, pc, reasonLenMismatch, 0)
 		}
 		raw.Len = n
 	}
 	if li.immRel && li.pfx&pfx66 != 0 {
 		if mode == 64 {
-			return inst, decodeError(code, pc, reasonBranch66, 0)
+			return decodeError(code, pc, reasonBranch66, 0)
 		}
-		return inst, decodeError(code, pc, reasonBranch16, n)
+		return decodeError(code, pc, reasonBranch16, n)
 	}
 	if raw.PCRel != 0 {
 		var off uint8
@@ -291,31 +302,30 @@ func Decode(code []byte, pc uint64, mode int) (Inst, error) {
 			off = li.dispOff
 		}
 		if raw.PCRelOff != int(off) {
-			return inst, decodeError(code, pc, reasonRelMismatch, 0)
+			return decodeError(code, pc, reasonRelMismatch, 0)
 		}
 	} else if li.mem == memRIP && li.enc != encLegacy {
 		// x86asm leaves VEX/EVEX RIP-relative operands as absolute [disp].
-		fixVEXRIP(&raw, &li)
+		fixVEXRIP(raw, &li)
 	}
 
 	inst.Len = n
 	inst.Op = raw.Op
-	inst.Flow = flowOf(&raw)
-	inst.Raw = raw
+	inst.Flow = flowOf(raw)
 	if !inst.addRefs(&li, code, pc, mode) {
-		return Inst{}, decodeError(code, pc, reasonBranch16, n)
+		return decodeError(code, pc, reasonBranch16, n)
 	}
-	return inst, nil
+	return nil
 }
 
 // synthetic completes a decode named by this package rather than x86asm.
-func (i *Inst) synthetic(op x86asm.Op, li *lenInfo, code []byte, pc uint64, mode int) (Inst, error) {
+func (i *Inst) synthetic(op x86asm.Op, li *lenInfo, code []byte, pc uint64, mode int) error {
 	i.Op = op
 	i.Len = int(li.n)
 	if !i.addRefs(li, code, pc, mode) {
-		return Inst{}, decodeError(code, pc, reasonBranch16, int(li.n))
+		return decodeError(code, pc, reasonBranch16, int(li.n))
 	}
-	return *i, nil
+	return nil
 }
 
 // addRefs fills in the address-bearing fields from the length decoder's
@@ -370,8 +380,8 @@ func (i *Inst) addRefs(li *lenInfo, code []byte, pc uint64, mode int) bool {
 	case li.immLen == 4 && mode == 32:
 		if li.op >= 0xA0 && li.op <= 0xA3 {
 			i.push(Ref{Off: li.immOff, Width: 4, Kind: RefDisp32, Target: uint64(binary.LittleEndian.Uint32(imm))})
-		} else if li.op == 0xC8 || li.op == 0x9A || li.op == 0xEA {
-			// enter iw,ib is 3 bytes; far pointers are segment:offset.
+		} else if li.op == 0x9A || li.op == 0xEA {
+			// far pointer (66-prefixed: 16-bit offset, 16-bit segment)
 		} else {
 			i.push(Ref{Off: li.immOff, Width: 4, Kind: RefImm32, Target: uint64(binary.LittleEndian.Uint32(imm))})
 		}

@@ -155,7 +155,7 @@ type lenInfo struct {
 	op       byte  // opcode byte within its map
 	opOff    uint8 // offset of the opcode byte
 	pfx      uint8 // pfx* flags
-	last     byte  // last of the 66/F2/F3 prefixes (the mandatory prefix), or 0
+	last     byte  // the mandatory prefix: the last F2/F3, else 66, else 0
 	modrm    byte
 	hasModRM bool
 	modrmOff uint8
@@ -208,7 +208,6 @@ func decodeLength(code []byte, mode int) (li lenInfo, status int) {
 		switch b {
 		case 0x66:
 			li.pfx |= pfx66
-			li.last = b
 		case 0x67:
 			li.pfx |= pfx67
 		case 0xF2:
@@ -225,6 +224,9 @@ func decodeLength(code []byte, mode int) (li lenInfo, status int) {
 		pos++
 	}
 	li.npfx = uint8(pos)
+	if li.last == 0 && li.pfx&pfx66 != 0 {
+		li.last = 0x66 // F2/F3 take precedence over 66 as a mandatory prefix
+	}
 
 	addr16 := mode == 32 && li.pfx&pfx67 != 0
 	b := code[pos]
@@ -319,9 +321,6 @@ func decodeLength(code []byte, mode int) (li lenInfo, status int) {
 		pos++
 		attr = oneByte[b]
 		li.op = b
-		if mode == 32 && b >= 0x40 && b <= 0x4F {
-			attr = 0 // inc/dec r32
-		}
 		if b == 0x0F {
 			if pos >= len(code) {
 				return li, lenTruncated

@@ -97,25 +97,19 @@ func TestOpcodeSweepAgainstObjdump(t *testing.T) {
 }
 
 // sweepCases generates the opcode sweep: prefix sets x opcode x ModRM
-// forms. Bytes after the ModRM form are left to the filler.
+// forms. Bytes after the ModRM form are left to the filler. The default
+// set takes a few seconds; full (DISASM_SWEEP=full) adds more prefixes,
+// every ModRM register form and EVEX, and takes minutes.
 func sweepCases(mode int, full bool) [][]byte {
-	legacyPfx := [][]byte{nil, {0x66}, {0xF3}, {0xF2}, {0x67}}
+	legacyPfx := [][]byte{nil, {0x66}, {0xF3}, {0xF2}}
 	if mode == 64 {
-		legacyPfx = append(legacyPfx, []byte{0x48}, []byte{0x66, 0x48}, []byte{0xF3, 0x48}, []byte{0xF2, 0x48})
+		legacyPfx = append(legacyPfx, []byte{0x48})
 	}
 	if full {
-		legacyPfx = append(legacyPfx, []byte{0xF0}, []byte{0x65}, []byte{0x2E}, []byte{0x66, 0xF2}, []byte{0x66, 0xF3})
-	}
-	// ModRM forms: memory with RIP/absolute disp32, SIB without base,
-	// disp8 with SIB, disp32 with base, [reg], and register forms.
-	var modrms [][]byte
-	for reg := byte(0); reg < 8; reg++ {
-		r := reg << 3
-		modrms = append(modrms, []byte{r | 0x05}, []byte{r | 0x04, 0x25}, []byte{r | 0x44, 0x24}, []byte{r | 0x80}, []byte{r | 0x01})
-		for rm := byte(0); rm < 8; rm++ {
-			if full || rm == 0 || rm == 2 || rm == 3 || rm == 7 {
-				modrms = append(modrms, []byte{0xC0 | r | rm})
-			}
+		legacyPfx = append(legacyPfx, []byte{0x67}, []byte{0xF0}, []byte{0x65}, []byte{0x2E},
+			[]byte{0x66, 0xF2}, []byte{0x66, 0xF3})
+		if mode == 64 {
+			legacyPfx = append(legacyPfx, []byte{0x66, 0x48}, []byte{0xF3, 0x48}, []byte{0xF2, 0x48})
 		}
 	}
 	var cases [][]byte
@@ -126,23 +120,42 @@ func sweepCases(mode int, full bool) [][]byte {
 		}
 		cases = append(cases, b)
 	}
-	shortModrms := [][]byte{{0x05}, {0x0C, 0x25}, {0x54, 0x24}, {0x84}, {0xC1}, {0xF8}, {0x3D}, {0x10}, {0x28}}
-	for _, p := range legacyPfx {
-		for op := 0; op < 256; op++ {
-			if op == 0x0F {
-				continue
-			}
-			for _, m := range shortModrms {
-				add(p, []byte{byte(op)}, m)
+	// ModRM forms: RIP/absolute disp32, SIB without base, disp8 with SIB,
+	// disp32 with SIB, register forms, [reg], for several reg fields.
+	modrms := [][]byte{{0x05}, {0x0C, 0x25}, {0x54, 0x24}, {0x84}, {0xC1}, {0xF8}, {0x3D}, {0x10}, {0x28}}
+	if full {
+		modrms = nil
+		for reg := byte(0); reg < 8; reg++ {
+			r := reg << 3
+			modrms = append(modrms, []byte{r | 0x05}, []byte{r | 0x04, 0x25}, []byte{r | 0x44, 0x24}, []byte{r | 0x80}, []byte{r | 0x01})
+			for rm := byte(0); rm < 8; rm++ {
+				modrms = append(modrms, []byte{0xC0 | r | rm})
 			}
 		}
+	}
+	// Opcodes whose meaning depends on the whole ModRM byte get every value.
+	allModrm := map[byte]bool{0x00: true, 0x01: true, 0x0D: true, 0x18: true, 0x19: true, 0x1C: true,
+		0x1E: true, 0x1F: true, 0xAE: true, 0xC7: true}
+	for _, p := range legacyPfx {
 		for op := 0; op < 256; op++ {
-			switch op {
-			case 0x38, 0x3A:
+			if op != 0x0F {
+				for _, m := range modrms {
+					add(p, []byte{byte(op)}, m)
+				}
+			}
+			switch {
+			case op == 0x38 || op == 0x3A:
 				for op2 := 0; op2 < 256; op2++ {
-					for _, m := range shortModrms {
+					for _, m := range modrms[:4] {
 						add(p, []byte{0x0F, byte(op), byte(op2)}, m)
 					}
+					if !full {
+						add(p, []byte{0x0F, byte(op), byte(op2), 0xC1})
+					}
+				}
+			case allModrm[byte(op)]:
+				for m := 0; m < 256; m++ {
+					add(p, []byte{0x0F, byte(op), byte(m)})
 				}
 			default:
 				for _, m := range modrms {
@@ -160,7 +173,9 @@ func sweepCases(mode int, full bool) [][]byte {
 		for w := byte(0); w < 2; w++ {
 			for l := byte(0); l < 2; l++ {
 				for pp := byte(0); pp < 4; pp++ {
-					vexPfx = append(vexPfx, []byte{0xC4, mp, w<<7 | 0x78 | l<<2 | pp})
+					if full || w == 0 || mp != 0xE1 {
+						vexPfx = append(vexPfx, []byte{0xC4, mp, w<<7 | 0x78 | l<<2 | pp})
+					}
 				}
 			}
 		}
@@ -178,15 +193,22 @@ func sweepCases(mode int, full bool) [][]byte {
 	}
 	vexModrms := [][]byte{{0x05}, {0x0C, 0x25}, {0xC1}, {0xD1}, {0xE1}, {0xF1}, {0x44, 0x24}, {0x10}}
 	if !full {
-		vexModrms = [][]byte{{0x05}, {0xC1}, {0xD1}}
+		vexModrms = [][]byte{{0x05}, {0xD1}}
 	}
 	for _, p := range vexPfx {
-		if !full && p[0] == 0xC4 && p[2]&0x80 != 0 && p[2]&4 != 0 {
-			continue // W=1, L=1: rare, keep the default run small
-		}
 		for op := 0; op < 256; op++ {
 			for _, m := range vexModrms {
 				add(p, []byte{byte(op)}, m)
+			}
+		}
+	}
+	if !full {
+		// A few EVEX forms: RIP-relative, with and without imm8, per map.
+		for _, mp := range []byte{0xF1, 0xF2, 0xF3} {
+			for _, p1 := range []byte{0x7C, 0x7D, 0xFD} {
+				for op := 0; op < 256; op++ {
+					add([]byte{0x62, mp, p1, 0x48, byte(op), 0x05})
+				}
 			}
 		}
 	}

@@ -416,35 +416,35 @@ func (b *functionBuilder) discover() {
 			return
 		}
 		results := b.analyzeAll(todo, bounds)
-		changed := false
 		for i, s := range todo {
 			b.an[s] = results[i]
 		}
 		for _, s := range todo {
-			a := b.an[s]
-			for _, c := range a.calls {
-				if b.acceptCall(s, c) {
-					if _, known := b.starts[c]; !known {
-						changed = true
-					}
-					b.add(c, SrcCall, "")
-				}
-			}
-			if !a.returns && !b.noReturn[s] {
-				b.noReturn[s] = true
-				changed = true
-			}
-			for _, t := range a.tables {
-				if b.f.IsCode(t.RVA) {
-					if _, ok := b.tableAt[t.RVA]; !ok {
-						b.tableAt[t.RVA] = t.RVA + t.Size()
-					}
-				}
-			}
+			b.absorb(s, b.an[s])
 		}
-		_ = changed
 	}
 	b.f.warnf("function discovery stopped after %d rounds", maxDiscoveryRounds)
+}
+
+// absorb records what the analysis of the function at s found: its call
+// targets become starts, its jump tables in code become boundaries, and it
+// is marked as not returning when no path returns.
+func (b *functionBuilder) absorb(s uint32, a *analysis) {
+	for _, c := range a.calls {
+		if b.acceptCall(s, c) {
+			b.add(c, SrcCall, "")
+		}
+	}
+	if !a.returns {
+		b.noReturn[s] = true
+	}
+	for _, t := range a.tables {
+		if b.f.IsCode(t.RVA) {
+			if _, ok := b.tableAt[t.RVA]; !ok {
+				b.tableAt[t.RVA] = t.RVA + t.Size()
+			}
+		}
+	}
 }
 
 // staleNoReturn reports whether a callee of a became known not to return
@@ -592,6 +592,7 @@ func (b *functionBuilder) sweep() bool {
 			added = true
 			a := b.analyze(p, gapEnd)
 			b.an[p] = a
+			b.absorb(p, a)
 			if a.end <= p {
 				pos = p + 1
 			} else {
@@ -1017,6 +1018,50 @@ func (b *functionBuilder) analyze(start, limit uint32) *analysis {
 			}
 		}
 		pending = pending[:0]
+	}
+	// Code inside an exact (.pdata) extent that control flow does not
+	// reach, such as C++ landing pads entered by the unwinder, is decoded
+	// linearly so that its references are known too.
+	fixedEnd := uint32(0)
+	if si := b.starts[start]; si != nil && si.pdataEnd != 0 {
+		fixedEnd = si.pdataEnd
+	} else if fe, ok := b.fragEnd[start]; ok {
+		fixedEnd = fe
+	}
+	if fixedEnd == 0 {
+		fixedEnd = end // holes between the blocks control flow reached
+	}
+	if fixedEnd > start && fixedEnd-start <= n {
+		inTable := func(rva uint32) bool {
+			for _, t := range a.tables {
+				if rva >= t.RVA && rva < t.RVA+t.Size() {
+					return true
+				}
+			}
+			return false
+		}
+		var tr2 tracker
+		for off := uint32(0); off < fixedEnd-start; {
+			if isSet(seen, off) || isSet(covered, off) || inTable(start+off) {
+				off++
+				continue
+			}
+			in, err := disasm.Decode(code[off:fixedEnd-start], uint64(start+off), mode)
+			if err != nil {
+				off++
+				continue
+			}
+			set(seen, off)
+			for k := off + 1; k < off+uint32(in.Len) && k < n; k++ {
+				set(covered, k)
+			}
+			a.insts++
+			b.instRefs(a, &in, start+off, &tr2)
+			if in.Flow == disasm.FlowCall {
+				a.calls = append(a.calls, uint32(in.Refs[0].Target))
+			}
+			off += uint32(in.Len)
+		}
 	}
 	// Jump tables placed right after the code (x86 MSVC) belong to the extent.
 	for _, t := range a.tables {

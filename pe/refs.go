@@ -114,6 +114,17 @@ func (f *File) Resolve(rva uint32) Target {
 	if s == nil {
 		if rva < f.SizeOfHeaders {
 			t.Kind = TargetHeader
+			return t
+		}
+		// At or past the end of a section but inside its last mapped
+		// page: an end marker such as __RUNTIME_PSEUDO_RELOC_LIST_END__
+		// or a loop bound.
+		for i := range f.Sections {
+			sec := &f.Sections[i]
+			if end := sec.End(); rva >= end && uint64(rva) < alignUp(uint64(end), uint64(f.SectionAlignment)) || rva == end {
+				t.Kind, t.Section, t.Offset = TargetData, sec.Name, rva-sec.VirtualAddress
+				return t
+			}
 		}
 		return t
 	}
@@ -145,4 +156,11 @@ func (f *File) dataSymbol(rva uint32) (Symbol, bool) {
 		return Symbol{}, false
 	}
 	return s, true
+}
+
+func alignUp(v, a uint64) uint64 {
+	if a == 0 {
+		return v
+	}
+	return (v + a - 1) / a * a
 }

@@ -89,10 +89,10 @@ class Obj:
     def cname(self, n):
         return n[len(self.prefix):] if self.prefix and n.startswith(self.prefix) else n
 
-    def insn_ends(self):
-        """section name -> sorted list of instruction start offsets (plus end)."""
+    def insns(self):
+        """section name -> [(offset, length, text)] from objdump -d."""
         if self._insn is None:
-            out = subprocess.run([OBJDUMP[self.machine], '-d', '--insn-width=16', self.path],
+            out = subprocess.run([OBJDUMP[self.machine], '-d', '-z', '--insn-width=16', self.path],
                                  check=True, capture_output=True, text=True).stdout
             self._insn = {}
             cur = None
@@ -101,30 +101,55 @@ class Obj:
                 if m:
                     cur = self._insn.setdefault(m.group(1), [])
                     continue
-                m = re.match(r'\s+([0-9a-f]+):\t([0-9a-f ]+)\t', line)
+                m = re.match(r'\s+([0-9a-f]+):\t([0-9a-f ]+?)\s*\t(.*)$', line)
                 if m and cur is not None:
-                    cur.append(int(m.group(1), 16))
+                    cur.append((int(m.group(1), 16), len(m.group(2).split()), m.group(3)))
             for v in self._insn.values():
                 v.sort()
         return self._insn
 
+    def insn_end(self, secname, va):
+        for off, ln, _ in self.insns().get(secname, []):
+            if off <= va < off + ln:
+                return off + ln
+        return None
+
     def functions(self):
-        fns = {}
-        bysec = {}
-        for s in self.symbols.values():
-            if s['sec'] > 0 and (s['type'] & 0xf0) == 0x20:
-                bysec.setdefault(s['sec'], []).append(s)
-        for secno, syms in bysec.items():
-            sec = self.sec(secno)
-            starts = sorted(set(s['value'] for s in syms))
-            for s in syms:
-                nxt = [v for v in starts if v > s['value']]
-                end = nxt[0] if nxt else sec['size']
-                fns[self.cname(s['name'])] = (secno, s['value'], end)
-        return fns
+        if getattr(self, '_fns', None) is None:
+            fns = {}
+            bysec = {}
+            for s in self.symbols.values():
+                if s['sec'] > 0 and (s['type'] & 0xf0) == 0x20:
+                    bysec.setdefault(s['sec'], []).append(s)
+            for secno, syms in bysec.items():
+                sec = self.sec(secno)
+                starts = sorted(set(s['value'] for s in syms))
+                for s in syms:
+                    nxt = [v for v in starts if v > s['value']]
+                    end = nxt[0] if nxt else sec['size']
+                    fns[self.cname(s['name'])] = (secno, s['value'], end)
+            self._fns = fns
+        return self._fns
+
+    def writable(self, secno):
+        sec = self.sec(secno)
+        return bool(sec['chars'] & 0x80000000) or not sec['data']
+
+    def ref_targets(self, secno):
+        """offsets in a section that are referenced section-relatively."""
+        if getattr(self, '_reft', None) is None:
+            self._reft = {}
+            for sec in self.sections:
+                for va, si, ty in sec['relocs']:
+                    sym = self.symbols[si]
+                    if self.is_section_sym(sym):
+                        self._reft.setdefault(sym['sec'], set()).add(self.addend(sec, va, ty))
+        return self._reft.get(secno, set())
 
     def data_objects(self):
         """named non-function symbols in non-code sections -> (secno, start, end)."""
+        if getattr(self, '_objs', None) is not None:
+            return self._objs
         objs = {}
         bysec = {}
         for s in self.symbols.values():
@@ -132,67 +157,114 @@ class Obj:
                     and s['scl'] in (2, 3) and not self.sec(s['sec'])['code'] \
                     and not s['name'].startswith('.'):
                 bysec.setdefault(s['sec'], []).append(s)
+        self._objs = objs
         for secno, syms in bysec.items():
             sec = self.sec(secno)
-            starts = sorted(set(s['value'] for s in syms))
+            starts = set(s['value'] for s in syms)
+            if not self.writable(secno):
+                starts |= self.ref_targets(secno)   # anonymous constants end named objects
+            starts = sorted(starts)
             for s in syms:
                 nxt = [v for v in starts if v > s['value']]
                 end = nxt[0] if nxt else sec['size']
                 objs[self.cname(s['name'])] = (secno, s['value'], end)
         return objs
 
-    def resolve(self, secno, off):
+    def addend(self, sec, va, ty):
+        size, pcrel, extra = RELOCS[self.machine].get(ty, (4, False, 0))
+        a = int.from_bytes(sec['data'][va:va + size], 'little', signed=True)
+        if pcrel:
+            e = self.insn_end(sec['name'], va) if sec['code'] else None
+            a += max(0, (e or va + size) - (va + size)) - extra
+        return a
+
+    def resolve(self, secno, off, depth=0):
         sec = self.sec(secno)
-        fns = self.functions()
         if sec['code']:
             best = None
-            for n, (sn, st, en) in fns.items():
+            for n, (sn, st, en) in self.functions().items():
                 if sn == secno and st <= off < max(en, st + 1) and (best is None or (st, n) > (best[1], best[0])):
                     best = (n, st)
             if best:
                 return 'fn:%s+%#x' % (best[0], off - best[1])
             return 'code:%s+%#x' % (sec['name'], off)
-        for n, (sn, st, en) in self.data_objects().items():
+        objs = self.data_objects()
+        if self.writable(secno):
+            for n, (sn, st, en) in sorted(objs.items()):
+                if sn == secno and st <= off < max(en, st + 1):
+                    return 'data:%s+%#x' % (n, off - st)
+            return 'data:%s+%#x' % (sec['name'], off)
+        for n, (sn, st, en) in sorted(objs.items()):
             if sn == secno and st <= off < max(en, st + 1):
-                return 'data:%s+%#x' % (n, off - st)
+                return 'ro:%s+%#x' % (n, off - st)
         # anonymous read-only data: describe by content
         body = sec['data']
-        if not body:
-            return 'bss:%s+%#x' % (sec['name'], off)
         end = body.find(b'\0', off)
         s = body[off:end] if end >= 0 else b''
-        if end > off and all(32 <= c < 127 or c in (9, 10, 13) for c in s):
+        hasrel = any(va <= off < va + 4 or off <= va <= off + len(s) for va, _, _ in sec['relocs'])
+        if end > off and not hasrel and all(32 <= c < 127 or c in (9, 10, 13) for c in s):
             return 'str:%r' % s.decode()
-        return 'const:%s' % self.norm_bytes(secno, off, min(off + 16, len(body)))[0]
+        if depth > 1:
+            return 'ro:%s+%#x' % (sec['name'], off)
+        h, refs = self.norm_bytes(secno, off, min(off + 16, len(body)), depth + 1)
+        return 'const:%s%s' % (h, ''.join(' ' + r[2] for r in refs))
 
-    def norm_bytes(self, secno, start, end):
-        """(hex with reloc fields masked, [(offset, type, target)])"""
+    def norm_bytes(self, secno, start, end, depth=0):
+        """data: (hex with reloc fields masked, [(offset, type, target)])"""
         sec = self.sec(secno)
         b = bytearray(sec['data'][start:end]) if sec['data'] else bytearray(end - start)
         refs = []
-        table = RELOCS[self.machine]
-        ends = None
         for va, si, ty in sec['relocs']:
             if not (start <= va < end):
                 continue
-            size, pcrel, extra = table.get(ty, (4, False, 0))
-            addend = int.from_bytes(sec['data'][va:va + size], 'little', signed=True)
-            if pcrel:
-                if ends is None:
-                    ends = self.insn_ends().get(sec['name'], [])
-                nxt = [x for x in ends if x > va]
-                insn_end = nxt[0] if nxt else va + size
-                addend += max(0, insn_end - (va + size)) - extra
-            sym = self.symbols[si]
-            if self.is_section_sym(sym):
-                tgt = self.resolve(sym['sec'], addend)
-            else:
-                tgt = '%s%+d' % (self.cname(sym['name']), addend) if addend else self.cname(sym['name'])
+            size = RELOCS[self.machine].get(ty, (4, False, 0))[0]
+            refs.append((va - start, ty, self.target(sec, va, si, ty, depth)))
             for k in range(size):
                 if va - start + k < len(b):
                     b[va - start + k] = 0
-            refs.append((va - start, ty, tgt))
         return b.hex(), refs
+
+    def target(self, sec, va, si, ty, depth=0):
+        addend = self.addend(sec, va, ty)
+        sym = self.symbols[si]
+        if self.is_section_sym(sym):
+            return self.resolve(sym['sec'], addend, depth)
+        return '%s%+d' % (self.cname(sym['name']), addend) if addend else self.cname(sym['name'])
+
+    PAD = re.compile(r'^(nop|xchg\s+%ax,%ax|int3|(data16 |cs )*nop[wl]?\b|lea\s+0x0\(%[er]?(si|di)(,%[er]iz,1)?\),%[er]?(si|di)|mov\s+%esi,%esi|mov\s+%edi,%edi$)')
+
+    def code_norm(self, secno, start, end):
+        sec = self.sec(secno)
+        insns = [i for i in self.insns().get(sec['name'], []) if start <= i[0] < end]
+        while insns and self.PAD.match(insns[-1][2]):
+            insns.pop()
+        relocs = {va: (si, ty) for va, si, ty in sec['relocs']}
+        out = []
+        for off, ln, text in insns:
+            b = bytearray(sec['data'][off:off + ln])
+            tags = []
+            for va in range(off, off + ln):
+                if va in relocs:
+                    si, ty = relocs[va]
+                    size = RELOCS[self.machine].get(ty, (4, False, 0))[0]
+                    for k in range(size):
+                        if va - off + k < len(b):
+                            b[va - off + k] = 0
+                    tags.append(self.target(sec, va, si, ty))
+            m = re.search(r'<([^>]+)>', text)
+            if not tags and m and re.match(r'(bnd\s+|notrack\s+)?(call|jmp|j[a-z]+|loop[a-z]*|xbegin)\b', text):
+                i = 0
+                while i < len(b) and b[i] in (0x66, 0xf2, 0xf3, 0x3e, 0x2e):
+                    i += 1
+                op = b[i:]
+                if op[:1] in (b'\xe8', b'\xe9') or (op[:1] == b'\x0f' and len(op) > 1 and 0x80 <= op[1] <= 0x8f):
+                    b[-4:] = b'\0\0\0\0'
+                elif op[:1] and (op[0] == 0xeb or 0x70 <= op[0] <= 0x7f or 0xe0 <= op[0] <= 0xe3):
+                    b[-1:] = b'\0'
+                tgt = m.group(1)
+                tags.append('br:' + (self.cname(tgt) if not tgt.startswith('.') else tgt))
+            out.append((off - start, b.hex(), tags))
+        return out
 
 
 def diff(old_path, new_path):
@@ -202,8 +274,8 @@ def diff(old_path, new_path):
            'unchanged': [], 'aliases_old': [], 'aliases_new': [], 'data_changed': {},
            'data_added': [], 'data_removed': []}
     for n in sorted(set(fa) & set(fb)):
-        na = a.norm_bytes(fa[n][0], fa[n][1], fa[n][2])
-        nb = b.norm_bytes(fb[n][0], fb[n][1], fb[n][2])
+        na = a.code_norm(*fa[n])
+        nb = b.code_norm(*fb[n])
         (res['changed'] if na != nb else res['unchanged']).append(n)
     for o, fns, key in ((a, fa, 'aliases_old'), (b, fb, 'aliases_new')):
         seen = {}
@@ -216,6 +288,8 @@ def diff(old_path, new_path):
     for n in sorted(set(da) & set(db)):
         x = a.norm_bytes(*da[n])
         y = b.norm_bytes(*db[n])
+        x = (x[0].rstrip('0'), x[1])   # alignment padding after the object
+        y = (y[0].rstrip('0'), y[1])
         if x != y:
             res['data_changed'][n] = {'old': x[0][:64] + ('' if not x[1] else ' ' + str([r[2] for r in x[1]])),
                                       'new': y[0][:64] + ('' if not y[1] else ' ' + str([r[2] for r in y[1]]))}
@@ -242,7 +316,7 @@ def verify(cases):
             for p in renamed:
                 a, b = Obj('build/%s/%s/old.o' % (c, arch)), Obj('build/%s/%s/new.o' % (c, arch))
                 fa, fb = a.functions()[p['old']], b.functions()[p['new']]
-                if a.norm_bytes(*fa) != b.norm_bytes(*fb):
+                if a.code_norm(*fa) != b.code_norm(*fb):
                     ok = False
             dc = sorted(r['data_changed']) + r['data_added'] + r['data_removed']
             if 'data_changed' in e and sorted(e['data_changed']) != sorted(set(dc)):
