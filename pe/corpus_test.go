@@ -67,6 +67,9 @@ func TestCorpusOpens(t *testing.T) {
 					f.Machine, len(fns), len(f.Unwind), primaries, frags, src, partial, len(f.Warnings))
 				for _, w := range f.Warnings {
 					t.Logf("warning: %s", w)
+					if strings.Contains(w, "discovery stopped") {
+						t.Errorf("function discovery did not converge: %s", w)
+					}
 				}
 				// Every primary RUNTIME_FUNCTION is a function, or a .cold
 				// part attached to one as a chunk.

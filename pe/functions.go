@@ -1058,7 +1058,11 @@ func (b *functionBuilder) analyze(start, limit uint32) *analysis {
 			a.insts++
 			b.instRefs(a, &in, start+off, &tr2)
 			if in.Flow == disasm.FlowCall {
-				a.calls = append(a.calls, uint32(in.Refs[0].Target))
+				t := uint32(in.Refs[0].Target)
+				a.calls = append(a.calls, t)
+				if b.noReturn[t] {
+					a.callsNoRet = append(a.callsNoRet, t)
+				}
 			}
 			off += uint32(in.Len)
 		}
