@@ -36,8 +36,9 @@ type Inst struct {
 	// Raw is the full x86asm decode, for printing, with the fix-ups
 	// applied (corrected Len, RIP base and PCRel/PCRelOff on VEX/EVEX
 	// RIP-relative operands, segment prefixes in front of VEX). It is the
-	// zero value for synthetic decodes (Op is an Op* constant of this
-	// package).
+	// zero value when this package named the instruction itself: the
+	// synthetic Op* ops, and the reserved NOPs 0F 18..0F 1F that x86asm
+	// does not know (Op x86asm.NOP).
 	Raw x86asm.Inst
 }
 
@@ -221,8 +222,8 @@ func decodeError(code []byte, pc uint64, reason string, n int) *DecodeError {
 // value (Len 0): the caller decides how many bytes to skip (one, or the
 // error's Len when it is non-zero).
 func Decode(code []byte, pc uint64, mode int) (inst Inst, err error) {
-	if err := decode(&inst, code, pc, mode); err != nil {
-		return Inst{}, err
+	if e := decode(&inst, code, pc, mode); e != nil {
+		return Inst{}, e
 	}
 	return inst, nil
 }

@@ -59,6 +59,8 @@ func TestOpcodeSweepAgainstObjdump(t *testing.T) {
 				ex := fmt.Sprintf("%s: ours len=%d op=%s err=%v; lendec=%d/%d; objdump len=%d %q",
 					hexBytes(code[:min(len(code), max(odLen, int(li.n), inst.Len, len(c)))]), inst.Len, inst.Mnemonic(), err, li.n, st, odLen, odText)
 				switch {
+				case err == nil && odOK && inst.Len != odLen && isWaitPrefixed(&inst, code, 0x1000, mode, odLen):
+					note("fwait decoded apart from the x87 instruction objdump merges it with", ex)
 				case err == nil && odOK && inst.Len != odLen:
 					note("FAIL length differs from objdump", ex)
 					t.Errorf("length mismatch: %s", ex)

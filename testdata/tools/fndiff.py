@@ -87,7 +87,11 @@ class Obj:
         return s['scl'] == 3 and s['sec'] > 0 and s['value'] == 0 and s['name'] == self.sec(s['sec'])['name']
 
     def cname(self, n):
-        return n[len(self.prefix):] if self.prefix and n.startswith(self.prefix) else n
+        """C-level name: no x86 leading underscore, no stdcall @N suffix."""
+        if self.prefix and n.startswith(self.prefix):
+            n = n[len(self.prefix):]
+            n = re.sub(r'@[0-9]+$', '', n)
+        return n
 
     def insns(self):
         """section name -> [(offset, length, text)] from objdump -d."""
@@ -297,36 +301,38 @@ def diff(old_path, new_path):
 
 
 def verify(cases):
+    """Compare the object-level diff with each case's expect.json (both arches)."""
     bad = 0
     for c in cases:
         exp = json.load(open(os.path.join(c, 'expect.json')))
         for arch in ('x64', 'x86'):
             e = dict(exp)
             e.update(exp.get('arch', {}).get(arch, {}))
-            r = diff('build/%s/%s/old.o' % (c, arch), 'build/%s/%s/new.o' % (c, arch))
-            # compiler-made fragments (foo.cold) count as part of their parent
-            def base(names):
-                return sorted(set(n.split('.')[0] for n in names))
+            old, new = 'build/%s/%s/old.o' % (c, arch), 'build/%s/%s/new.o' % (c, arch)
+            r = diff(old, new)
+            frags = e.get('fragments', {})
             renamed = e.get('renamed', [])
-            added = sorted(set(r['added']) - {p['new'] for p in renamed})
-            removed = sorted(set(r['removed']) - {p['old'] for p in renamed})
-            got = {'changed': base(r['changed']), 'added': base(added), 'removed': base(removed)}
-            want = {k: sorted(e.get(k, [])) for k in ('changed', 'added', 'removed')}
+            got = {'changed': sorted(set(r['changed']) - set(frags)),
+                   'added': sorted(set(r['added']) - {p['new'] for p in renamed}),
+                   'removed': sorted(set(r['removed']) - {p['old'] for p in renamed}),
+                   'fragments': {f: ('changed' if f in r['changed'] else 'unchanged') for f in frags},
+                   'data_changed': sorted(set(r['data_changed']) | set(r['data_added']) | set(r['data_removed'])),
+                   'aliases_old': r['aliases_old']}
+            want = {'changed': sorted(e['changed']), 'added': sorted(e['added']), 'removed': sorted(e['removed']),
+                    'fragments': frags, 'data_changed': sorted(e['data_changed']),
+                    'aliases_old': e.get('aliases_old', [])}
             ok = got == want
+            a, b = Obj(old), Obj(new)
             for p in renamed:
-                a, b = Obj('build/%s/%s/old.o' % (c, arch)), Obj('build/%s/%s/new.o' % (c, arch))
-                fa, fb = a.functions()[p['old']], b.functions()[p['new']]
-                if a.code_norm(*fa) != b.code_norm(*fb):
+                if a.code_norm(*a.functions()[p['old']]) != b.code_norm(*b.functions()[p['new']]):
                     ok = False
-            dc = sorted(r['data_changed']) + r['data_added'] + r['data_removed']
-            if 'data_changed' in e and sorted(e['data_changed']) != sorted(set(dc)):
-                ok = False
-            print('%-4s %-22s %-4s changed=%s added=%s removed=%s data=%s%s' % (
+                    print('     renamed %s -> %s: bodies differ' % (p['old'], p['new']))
+            print('%-4s %-21s %s changed=%s added=%s removed=%s data=%s' % (
                 'ok' if ok else 'FAIL', c, arch, ','.join(r['changed']) or '-', ','.join(r['added']) or '-',
-                ','.join(r['removed']) or '-', ','.join(dc) or '-',
-                '' if ok else '  want %s data=%s' % (want, e.get('data_changed'))))
-            if r['aliases_old'] or r['aliases_new']:
-                print('     aliases old=%s new=%s' % (r['aliases_old'], r['aliases_new']))
+                ','.join(r['removed']) or '-', ','.join(got['data_changed']) or '-'))
+            if not ok:
+                print('     want %s' % want)
+                print('     got  %s' % got)
             bad += not ok
     return bad
 
