@@ -1133,7 +1133,7 @@ func (b *functionBuilder) instRefs(a *analysis, in *disasm.Inst, pc uint32, tr *
 			a.refs = append(a.refs, Ref{At: at, Width: 4, Kind: RefCall, Target: uint32(r.Target)})
 		case disasm.RefRIP:
 			t := uint32(r.Target)
-			a.refs = append(a.refs, Ref{At: at, Width: 4, Kind: RefRIP, Target: t})
+			a.refs = append(a.refs, Ref{At: at, Width: 4, Kind: RefRIP, Target: t, Access: accessSize(in)})
 			if in.Op == x86asm.LEA {
 				if reg, ok := in.Raw.Args[0].(x86asm.Reg); ok {
 					tr.setLea(reg, t)
@@ -1149,7 +1149,11 @@ func (b *functionBuilder) instRefs(a *analysis, in *disasm.Inst, pc uint32, tr *
 			}
 		case disasm.RefDisp32, disasm.RefImm32:
 			if t, ok := b.absTarget(at, 4, r.Target); ok {
-				a.refs = append(a.refs, Ref{At: at, Width: 4, Kind: RefAbs32, Target: t})
+				ref := Ref{At: at, Width: 4, Kind: RefAbs32, Target: t}
+				if r.Kind == disasm.RefDisp32 && !r.Based {
+					ref.Access = accessSize(in)
+				}
+				a.refs = append(a.refs, ref)
 				if r.Kind == disasm.RefImm32 && f.IsCode(t) {
 					a.pointers = append(a.pointers, t)
 				}
@@ -1179,6 +1183,23 @@ func (b *functionBuilder) instRefs(a *analysis, in *disasm.Inst, pc uint32, tr *
 		}
 	}
 	return cont
+}
+
+// accessSize returns how many bytes an instruction accesses through its
+// memory operand when that operand has no index register, else 0.
+func accessSize(in *disasm.Inst) uint8 {
+	if in.Raw.Op == x86asm.LEA || in.Raw.Op == 0 {
+		return 0
+	}
+	for _, arg := range in.Raw.Args {
+		if m, ok := arg.(x86asm.Mem); ok {
+			if m.Index != 0 || in.Raw.MemBytes <= 0 || in.Raw.MemBytes > 64 {
+				return 0
+			}
+			return uint8(in.Raw.MemBytes)
+		}
+	}
+	return 0
 }
 
 // dispOffset finds the offset of a 32-bit displacement inside the

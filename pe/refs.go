@@ -34,6 +34,11 @@ type Ref struct {
 	Width  uint8   // 1, 4 or 8 bytes
 	Kind   RefKind // encoding
 	Target uint32  // RVA the field points at (0 with Kind Abs* when outside the image)
+	// Access is the number of bytes the instruction reads or writes at
+	// Target when the field is the whole address of a memory operand (no
+	// index register); 0 when the address is only computed (lea, push
+	// imm) or indexed.
+	Access uint8
 }
 
 // TargetKind classifies what a reference points at.

@@ -1,9 +1,12 @@
 package main
 
 import (
-	"errors"
+	"encoding/json"
+	"fmt"
 	"io"
 
+	"github.com/hpbuild/hpbuild/diff"
+	"github.com/hpbuild/hpbuild/pe"
 	"github.com/urfave/cli/v2"
 )
 
@@ -75,5 +78,29 @@ func diffOptionsFrom(c *cli.Context) (diffOptions, error) {
 // When the --fail-on condition is met it returns a *failOnError after
 // printing the whole report.
 func runDiff(opts diffOptions, stdout io.Writer) error {
-	return errors.New("diff: not implemented yet")
+	oldF, err := pe.Open(opts.Old)
+	if err != nil {
+		return err
+	}
+	newF, err := pe.Open(opts.New)
+	if err != nil {
+		return err
+	}
+	r := diff.Compare(oldF, newF)
+	if opts.Format == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(r); err != nil {
+			return err
+		}
+	} else if err := writeDiffText(stdout, r, oldF, newF, opts.All, useColor(stdout)); err != nil {
+		return err
+	}
+	switch {
+	case opts.FailOn == "reboot-required" && r.Verdict == diff.VerdictRebootRequired:
+		return &failOnError{err: fmt.Errorf("--fail-on=reboot-required: the update is reboot-required")}
+	case opts.FailOn == "changed" && r.Verdict != diff.VerdictIdentical:
+		return &failOnError{err: fmt.Errorf("--fail-on=changed: the images differ (%s)", r.Verdict)}
+	}
+	return nil
 }

@@ -1,0 +1,204 @@
+package diff
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/hpbuild/hpbuild/disasm"
+	"github.com/hpbuild/hpbuild/pe"
+)
+
+// classify gives every function and change its rules and verdict, and the
+// report its overall verdict. The rule catalogue is docs/rules.md.
+func classify(r *Report, c *comparer) {
+	entryOnly := entryOnlyFunctions(c.old)
+	for i := range r.Functions {
+		fr := &r.Functions[i]
+		switch fr.Status {
+		case Unchanged:
+			continue
+		case Added:
+			fr.Rules = append(fr.Rules, Rule{"HP-NEW-FUNC", fmt.Sprintf("%s is new; the patch carries it, reachable only from patched code", fr.Name)})
+		case Removed:
+			fr.Rules = append(fr.Rules, Rule{"HP-REMOVED", fmt.Sprintf("%s is gone from the new build; the old copy stays in memory, unreachable from new code", fr.Name)})
+		case Changed:
+			of := &c.old.fns[fr.old]
+			if entryOnly[fr.old] {
+				fr.Rules = append(fr.Rules, Rule{"RR-ENTRY", fmt.Sprintf("%s runs only at load (from the entry point or a TLS callback) and has already run in every process; %s", fr.Name, fr.Reason)})
+				break
+			}
+			if rule, ok := entryRoom(c.old.f, of); !ok {
+				fr.Rules = append(fr.Rules, rule)
+				break
+			}
+			fr.Rules = append(fr.Rules, Rule{"HP-BODY", fmt.Sprintf("%s changed (%s); a jump at its entry (RVA %#x) sends callers to the new code", fr.Name, fr.Reason, of.RVA)})
+		}
+		fr.Verdict = verdictOf(fr.Rules)
+	}
+	for i := range r.Changes {
+		ch := &r.Changes[i]
+		if ch.data != nil {
+			ch.Rules = append(ch.Rules, dataRule(ch, c))
+		}
+		ch.Verdict = verdictOf(ch.Rules)
+	}
+	r.Verdict = VerdictIdentical
+	for _, f := range r.Functions {
+		r.Verdict = worse(r.Verdict, f.Verdict)
+	}
+	for _, ch := range r.Changes {
+		r.Verdict = worse(r.Verdict, ch.Verdict)
+	}
+}
+
+func verdictOf(rules []Rule) string {
+	v := ""
+	for _, r := range rules {
+		switch {
+		case strings.HasPrefix(r.ID, "RR-"):
+			return VerdictRebootRequired
+		case strings.HasPrefix(r.ID, "HP-"):
+			v = VerdictHotpatchable
+		case v == "":
+			v = VerdictNeutral
+		}
+	}
+	return v
+}
+
+func worse(a, b string) string {
+	rank := map[string]int{VerdictIdentical: 0, "": 0, VerdictNeutral: 0, VerdictHotpatchable: 1, VerdictRebootRequired: 2}
+	if rank[b] > rank[a] {
+		return b
+	}
+	return a
+}
+
+// dataRule classifies a data object change.
+func dataRule(ch *Change, c *comparer) Rule {
+	d := ch.data
+	if d.writable {
+		if d.oldSize != d.newSize {
+			return Rule{"RR-DATA-LAYOUT", fmt.Sprintf("data object %s changed size from %d to %d bytes; running code and data keep the old layout", ch.Name, d.oldSize, d.newSize)}
+		}
+		return Rule{"RR-DATA-INIT", fmt.Sprintf("initial value of %s changed from %s to %s; running processes keep the value they have", ch.Name, showValue(d.oldVal), showValue(d.newVal))}
+	}
+	// Read-only: shared with unchanged code?
+	for o, fp := range c.old.fps {
+		n := c.p.o2n[o]
+		if n < 0 || !c.unchanged(o) {
+			continue
+		}
+		for _, t := range fp.toks {
+			if t.tk == tokROData && t.target == d.oldRVA {
+				return Rule{"RR-SHARED-CONST", fmt.Sprintf("read-only data %s changed (%s -> %s) but unchanged code %s also uses it", ch.Name, preview(d.oldVal), preview(d.newVal), c.old.fns[o].DisplayName())}
+			}
+		}
+	}
+	return Rule{"HP-NEW-CONST", fmt.Sprintf("read-only data %s changed (%s -> %s); the patch carries the new copy for the patched code", ch.Name, preview(d.oldVal), preview(d.newVal))}
+}
+
+func (c *comparer) unchanged(o int) bool {
+	n := c.p.o2n[o]
+	return n >= 0 && !c.compare(o, n).changed
+}
+
+func showValue(b []byte) string {
+	switch len(b) {
+	case 1:
+		return fmt.Sprint(b[0])
+	case 2:
+		return fmt.Sprint(uint16(b[0]) | uint16(b[1])<<8)
+	case 4:
+		return fmt.Sprint(int32(uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24))
+	}
+	return preview(b)
+}
+
+// entryOnlyFunctions marks the functions reachable by direct calls from
+// the entry point or TLS callbacks but not from any export: code that runs
+// at load time only.
+func entryOnlyFunctions(im *image) map[int]bool {
+	reach := func(roots []int) map[int]bool {
+		seen := map[int]bool{}
+		stack := append([]int(nil), roots...)
+		for len(stack) > 0 {
+			i := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			if seen[i] {
+				continue
+			}
+			seen[i] = true
+			stack = append(stack, im.fps[i].calls...)
+		}
+		return seen
+	}
+	var entry, other []int
+	if i, ok := im.index[im.f.EntryPoint]; ok {
+		entry = append(entry, i)
+	}
+	if t := im.f.TLS; t != nil {
+		for _, cb := range t.Callbacks {
+			if i, ok := im.index[cb]; ok {
+				entry = append(entry, i)
+			}
+		}
+	}
+	for _, e := range im.f.Exports {
+		if i, ok := im.index[e.RVA]; ok {
+			other = append(other, i)
+		}
+	}
+	// Functions whose address is taken (callbacks) are roots too.
+	for i := range im.fps {
+		for _, t := range im.fps[i].toks {
+			if t.tk == tokFunc && t.kind != pe.RefCall && t.kind != pe.RefBranch32 && t.kind != pe.RefBranch8 {
+				other = append(other, t.fn)
+			}
+		}
+	}
+	e, o := reach(entry), reach(other)
+	out := map[int]bool{}
+	for i := range e {
+		if !o[i] {
+			out[i] = true
+		}
+	}
+	return out
+}
+
+// entryRoom checks that a jump can be written at the function's entry in
+// the old image: hot-patch padding (a 2-byte first instruction after at
+// least 5 bytes of CC/90), or at least 5 bytes of whole instructions.
+func entryRoom(f *pe.File, fn *pe.Function) (Rule, bool) {
+	mode := 32
+	if f.Is64 {
+		mode = 64
+	}
+	code := f.Bytes(fn.RVA, int(min(fn.Size, 16)))
+	if len(code) == 0 {
+		return Rule{"RR-UNDECODABLE", fmt.Sprintf("%s: no code bytes at its entry %#x", fn.DisplayName(), fn.RVA)}, false
+	}
+	first, err := disasm.Decode(code, uint64(fn.RVA), mode)
+	if err != nil {
+		return Rule{"RR-UNDECODABLE", fmt.Sprintf("%s: first instruction at %#x cannot be decoded: %v", fn.DisplayName(), fn.RVA, err)}, false
+	}
+	if first.Len == 2 && fn.RVA >= 5 {
+		if pad := f.Bytes(fn.RVA-5, 5); len(pad) == 5 && allPad(pad) {
+			return Rule{}, true
+		}
+	}
+	if fn.Size >= 5 {
+		return Rule{}, true
+	}
+	return Rule{"RR-NO-ENTRY-ROOM", fmt.Sprintf("%s is %d bytes long, shorter than a 5-byte jump, and has no hot-patch padding before its entry; build with -fpatchable-function-entry or ms_hook_prologue (/hotpatch) to make it patchable", fn.DisplayName(), fn.Size)}, false
+}
+
+func allPad(b []byte) bool {
+	for _, c := range b {
+		if c != 0xcc && c != 0x90 {
+			return false
+		}
+	}
+	return true
+}

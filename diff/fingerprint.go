@@ -1,0 +1,446 @@
+package diff
+
+import (
+	"bytes"
+	"encoding/binary"
+	"hash/fnv"
+	"runtime"
+	"sort"
+	"sync"
+
+	"github.com/hpbuild/hpbuild/pe"
+)
+
+// tokKind says what a masked reference points at.
+type tokKind uint8
+
+const (
+	tokSelf    tokKind = iota + 1 // a place inside the same function (code-space offset)
+	tokFunc                       // the start of another function
+	tokCode                       // inside another function (owner + offset)
+	tokImport                     // an IAT slot
+	tokROData                     // read-only data (compared by contents)
+	tokRWData                     // writable data (compared by correspondence)
+	tokHeader                     // the image headers (__ImageBase)
+	tokUnknown                    // outside the image: compared by raw value
+)
+
+// tok is one masked reference of a function.
+type tok struct {
+	off    uint32 // code-space offset of the field
+	width  uint8
+	kind   pe.RefKind
+	tk     tokKind
+	target uint32 // RVA of the target (tokFunc/tokCode/data/header), code-space offset for tokSelf
+	fn     int    // index of the target function for tokFunc/tokCode, -1 otherwise
+	sub    uint32 // offset inside the target function for tokCode
+	name   string // import "dll!name"; function name for named tokFunc targets
+	raw    uint64 // raw field value for tokUnknown
+	access uint8  // bytes accessed at target (0: address only)
+}
+
+// fprint is the layout-independent form of one function.
+type fprint struct {
+	masked []byte // code space (main extent, then chunks) with reference fields zeroed
+	toks   []tok
+	tables [][]uint32 // jump tables as code-space offsets of their targets
+	shape  uint64     // hash of masked bytes and the layout-independent part of the tokens
+	calls  []int      // indexes of called functions, in code order
+}
+
+// image is one side of the comparison.
+type image struct {
+	f     *pe.File
+	fns   []pe.Function
+	fps   []fprint
+	index map[uint32]int // function start -> index
+	// objects are the starts of the data objects the code references and
+	// the symbols name, sorted: an object ends where the next one starts.
+	objects []uint32
+	// symbols are the starts of named data objects, sorted.
+	symbols []uint32
+}
+
+func newImage(f *pe.File) *image {
+	im := &image{f: f, fns: f.Functions(), index: map[uint32]int{}}
+	for i := range im.fns {
+		im.index[im.fns[i].RVA] = i
+	}
+	seen := map[uint32]bool{}
+	for i := range im.fns {
+		for _, r := range im.fns[i].Refs {
+			if !seen[r.Target] && !f.IsCode(r.Target) {
+				seen[r.Target] = true
+				im.objects = append(im.objects, r.Target)
+			}
+		}
+	}
+	for _, s := range f.Symbols {
+		if s.Func || f.IsCode(s.RVA) {
+			continue
+		}
+		if len(im.symbols) == 0 || im.symbols[len(im.symbols)-1] != s.RVA {
+			im.symbols = append(im.symbols, s.RVA)
+		}
+		if !seen[s.RVA] {
+			seen[s.RVA] = true
+			im.objects = append(im.objects, s.RVA)
+		}
+	}
+	sort.Slice(im.objects, func(i, j int) bool { return im.objects[i] < im.objects[j] })
+	im.fps = make([]fprint, len(im.fns))
+	parallel(len(im.fns), func(i int) { im.fps[i] = im.fingerprint(i) })
+	return im
+}
+
+// parallel runs fn(0..n-1) on all cores; results must be written to
+// distinct slots so that the outcome does not depend on scheduling.
+func parallel(n int, fn func(i int)) {
+	workers := runtime.GOMAXPROCS(0)
+	if n < 256 || workers == 1 {
+		for i := 0; i < n; i++ {
+			fn(i)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	next := 0
+	const chunk = 64
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				mu.Lock()
+				i := next
+				next += chunk
+				mu.Unlock()
+				if i >= n {
+					return
+				}
+				for j := i; j < i+chunk && j < n; j++ {
+					fn(j)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// codeSpace maps RVAs of a function's parts to offsets in its code space.
+type codeSpace struct {
+	parts []pe.Chunk
+	base  []uint32 // code-space offset of each part
+	size  uint32
+}
+
+func spaceOf(fn *pe.Function) codeSpace {
+	cs := codeSpace{parts: append([]pe.Chunk{{RVA: fn.RVA, Size: fn.Size}}, fn.Chunks...)}
+	for _, p := range cs.parts {
+		cs.base = append(cs.base, cs.size)
+		cs.size += p.Size
+	}
+	return cs
+}
+
+// offset returns the code-space offset of rva and whether it lies in the
+// function; part is the index of the part (0 = main extent).
+func (cs *codeSpace) offset(rva uint32) (off uint32, part int, ok bool) {
+	for i, p := range cs.parts {
+		if rva >= p.RVA && rva < p.RVA+p.Size {
+			return cs.base[i] + rva - p.RVA, i, true
+		}
+	}
+	return 0, 0, false
+}
+
+func (im *image) fingerprint(i int) fprint {
+	f := im.f
+	fn := &im.fns[i]
+	cs := spaceOf(fn)
+	var fp fprint
+	fp.masked = make([]byte, 0, cs.size)
+	for _, p := range cs.parts {
+		b := f.Bytes(p.RVA, int(p.Size))
+		fp.masked = append(fp.masked, b...)
+		for k := len(b); k < int(p.Size); k++ {
+			fp.masked = append(fp.masked, 0) // uninitialised tail: never invented, compared as zero
+		}
+	}
+	h := fnv.New64a()
+	var scratch [16]byte
+	for _, r := range fn.Refs {
+		at, atPart, ok := cs.offset(r.At)
+		if !ok || int(at)+int(r.Width) > len(fp.masked) {
+			continue
+		}
+		t := tok{off: at, width: r.Width, kind: r.Kind, fn: -1, access: r.Access}
+		switch r.Kind {
+		case pe.RefBranch8, pe.RefBranch32, pe.RefCall:
+			if toff, tpart, ok := cs.offset(r.Target); ok {
+				if tpart == 0 && atPart == 0 && r.Kind != pe.RefCall {
+					continue // intra-extent branch: bytes are layout independent
+				}
+				t.tk, t.target = tokSelf, toff
+				break
+			}
+			im.classify(&t, r.Target)
+		default:
+			if toff, _, ok := cs.offset(r.Target); ok {
+				t.tk, t.target = tokSelf, toff
+				break
+			}
+			im.classify(&t, r.Target)
+			if t.tk == tokUnknown {
+				t.raw = readField(fp.masked[at:], r.Width)
+			}
+		}
+		for k := uint32(0); k < uint32(r.Width); k++ {
+			fp.masked[at+k] = 0
+		}
+		fp.toks = append(fp.toks, t)
+		if t.tk == tokFunc && r.Kind == pe.RefCall {
+			fp.calls = append(fp.calls, t.fn)
+		}
+	}
+	for _, jt := range fn.JumpTables {
+		var offs []uint32
+		for _, tgt := range jt.Targets {
+			o, _, _ := cs.offset(tgt)
+			offs = append(offs, o)
+		}
+		fp.tables = append(fp.tables, offs)
+		// Entries inside the code space are data, compared as targets.
+		if o, _, ok := cs.offset(jt.RVA); ok {
+			end := o + jt.Size()
+			for k := o; k < end && int(k) < len(fp.masked); k++ {
+				fp.masked[k] = 0
+			}
+		}
+	}
+	h.Write(fp.masked)
+	for _, t := range fp.toks {
+		binary.LittleEndian.PutUint32(scratch[0:], t.off)
+		scratch[4] = byte(t.kind)
+		scratch[5] = byte(t.tk)
+		n := 6
+		switch t.tk {
+		case tokSelf:
+			binary.LittleEndian.PutUint32(scratch[6:], t.target)
+			n = 10
+		case tokUnknown:
+			binary.LittleEndian.PutUint64(scratch[6:], t.raw)
+			n = 14
+		}
+		h.Write(scratch[:n])
+		h.Write([]byte(t.name))
+		if t.tk == tokROData {
+			h.Write(im.roHashContent(t.target, t.access))
+		}
+	}
+	for _, tb := range fp.tables {
+		for _, o := range tb {
+			binary.LittleEndian.PutUint32(scratch[:4], o)
+			h.Write(scratch[:4])
+		}
+		h.Write([]byte{0xff})
+	}
+	fp.shape = h.Sum64()
+	return fp
+}
+
+func readField(b []byte, w uint8) uint64 {
+	switch w {
+	case 1:
+		return uint64(b[0])
+	case 4:
+		return uint64(binary.LittleEndian.Uint32(b))
+	case 8:
+		return binary.LittleEndian.Uint64(b)
+	}
+	return 0
+}
+
+// classify fills in what a reference target is in im.
+func (im *image) classify(t *tok, rva uint32) {
+	f := im.f
+	if slot, ok := f.ImportAt(rva); ok {
+		t.tk, t.name, t.target = tokImport, slot.String(), rva
+		return
+	}
+	if j, ok := im.index[rva]; ok {
+		t.tk, t.fn, t.target = tokFunc, j, rva
+		t.name = im.fns[j].Name
+		return
+	}
+	tg := f.Resolve(rva)
+	t.target = rva
+	switch tg.Kind {
+	case pe.TargetCode:
+		if tg.Function != nil {
+			t.tk, t.fn, t.sub = tokCode, im.index[tg.Function.RVA], tg.Offset
+			t.name = tg.Function.Name
+			return
+		}
+		t.tk = tokROData
+	case pe.TargetData:
+		if s := f.Section(rva); s != nil && (s.Writable() || isLayoutMetadata(s.Name)) {
+			// Writable data, and tables that describe the code's layout
+			// (unwind and EH data), are compared by correspondence.
+			t.tk = tokRWData
+		} else {
+			t.tk = tokROData
+		}
+	case pe.TargetHeader:
+		t.tk = tokHeader
+	default:
+		if s := sectionTail(f, rva); s != nil {
+			t.tk = tokRWData // end markers: compared by correspondence
+			return
+		}
+		t.tk = tokUnknown
+	}
+}
+
+func sectionTail(f *pe.File, rva uint32) *pe.Section {
+	for i := range f.Sections {
+		if f.Sections[i].End() == rva {
+			return &f.Sections[i]
+		}
+	}
+	return nil
+}
+
+const maxObject = 256
+
+// roContent returns the contents of the read-only object at rva used for
+// comparison: a NUL-terminated string when it looks like one, else the
+// bytes up to the next object the code references (at most maxObject).
+func (im *image) roContent(rva uint32, access uint8) []byte {
+	if access > 0 {
+		b := make([]byte, access)
+		copy(b, im.f.Bytes(rva, int(access)))
+		return b
+	}
+	b := im.f.Bytes(rva, maxObject)
+	if s, ok := cString(b); ok && len(relocsIn(im.f, rva, uint32(len(s)))) == 0 {
+		return s
+	}
+	n := im.objectSize(rva)
+	if n < len(b) {
+		b = b[:n]
+	}
+	return b
+}
+
+// cString returns b up to and including its first NUL when everything
+// before it is printable text (at least 2 characters).
+func cString(b []byte) ([]byte, bool) {
+	i := bytes.IndexByte(b, 0)
+	if i < 2 {
+		return nil, false
+	}
+	for _, c := range b[:i] {
+		if (c < 0x20 || c > 0x7e) && c != '\n' && c != '\r' && c != '\t' {
+			return nil, false
+		}
+	}
+	return b[:i+1], true
+}
+
+// objectSize returns the size of the data object at rva: up to the next
+// known object or the end of its section's file data, at most maxObject.
+func (im *image) objectSize(rva uint32) int {
+	n := maxObject
+	i := sort.Search(len(im.objects), func(i int) bool { return im.objects[i] > rva })
+	if i < len(im.objects) && int(im.objects[i]-rva) < n {
+		n = int(im.objects[i] - rva)
+	}
+	if s := im.f.Section(rva); s != nil && int(s.End()-rva) < n {
+		n = int(s.End() - rva)
+	}
+	return n
+}
+
+// object returns the bytes of the data object at rva (zeros past the
+// file data, as the loader maps them).
+func (im *image) object(rva uint32) []byte {
+	n := im.objectSize(rva)
+	b := make([]byte, n)
+	copy(b, im.f.Bytes(rva, n))
+	return b
+}
+
+// roHashContent is roContent with pointer fields zeroed, for hashing.
+func (im *image) roHashContent(rva uint32, access uint8) []byte {
+	b := append([]byte(nil), im.roContent(rva, access)...)
+	for _, r := range relocsOverlapping(im.f, rva, uint32(len(b))) {
+		maskReloc(b, rva, r)
+	}
+	return b
+}
+
+// relocsOverlapping returns the relocations whose fields overlap
+// [rva, rva+size), including one that starts before rva.
+func relocsOverlapping(f *pe.File, rva, size uint32) []pe.Reloc {
+	start := rva
+	if start >= 7 {
+		start -= 7
+	} else {
+		start = 0
+	}
+	var out []pe.Reloc
+	for _, r := range relocsIn(f, start, rva+size-start) {
+		if r.RVA+uint32(relocWidth(r)) > rva {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func relocWidth(r pe.Reloc) int {
+	if r.Type == pe.IMAGE_REL_BASED_DIR64 {
+		return 8
+	}
+	return 4
+}
+
+// maskReloc zeroes the bytes of b (which starts at rva) that the
+// relocation's field covers.
+func maskReloc(b []byte, rva uint32, r pe.Reloc) {
+	for k := int64(r.RVA) - int64(rva); k < int64(r.RVA)-int64(rva)+int64(relocWidth(r)); k++ {
+		if k >= 0 && k < int64(len(b)) {
+			b[k] = 0
+		}
+	}
+}
+
+// isLayoutMetadata names the sections whose contents describe where code
+// is (unwind, exception-handling and relocation tables): their bytes change
+// with the layout, so they are never compared as constants.
+func isLayoutMetadata(section string) bool {
+	switch section {
+	case ".pdata", ".xdata", ".eh_frame", ".eh_fram", ".gcc_except_table", ".gcc_exc", ".reloc":
+		return true
+	}
+	return false
+}
+
+const maxSymbolObject = 4096
+
+// symbolObject returns the bytes of the data object a symbol names: up to
+// the next data symbol or the end of the section, at most maxSymbolObject.
+func (im *image) symbolObject(rva uint32) []byte {
+	n := uint32(maxSymbolObject)
+	i := sort.Search(len(im.symbols), func(i int) bool { return im.symbols[i] > rva })
+	if i < len(im.symbols) && im.symbols[i]-rva < n {
+		n = im.symbols[i] - rva
+	}
+	if s := im.f.Section(rva); s != nil && s.End()-rva < n {
+		n = s.End() - rva
+	}
+	b := make([]byte, n)
+	copy(b, im.f.Bytes(rva, int(n)))
+	return b
+}

@@ -1,0 +1,206 @@
+package diff
+
+import (
+	"encoding/hex"
+	"sort"
+
+	"github.com/hpbuild/hpbuild/pe"
+)
+
+// Schema is the JSON contract version of Report.
+const Schema = "hpbuild.diff/v1"
+
+// Status of a function in the comparison.
+type Status string
+
+// Function statuses.
+const (
+	Unchanged Status = "unchanged"
+	Changed   Status = "changed"
+	Added     Status = "added"
+	Removed   Status = "removed"
+)
+
+// Verdict values.
+const (
+	VerdictIdentical      = "identical"
+	VerdictHotpatchable   = "hotpatchable"
+	VerdictRebootRequired = "reboot-required"
+	VerdictNeutral        = "neutral"
+)
+
+// Report is the result of comparing two images; its JSON form is the
+// hpbuild.diff/v1 contract (docs/cli.md).
+type Report struct {
+	Schema    string       `json:"schema"`
+	Old       ImageSummary `json:"old"`
+	New       ImageSummary `json:"new"`
+	Verdict   string       `json:"verdict"`
+	Functions []Function   `json:"functions"`
+	Changes   []Change     `json:"changes"`
+	Warnings  []string     `json:"warnings"`
+
+	// Counts per status, for the text summary (not in the JSON contract).
+	Counts map[Status]int `json:"-"`
+}
+
+// ImageSummary identifies one side.
+type ImageSummary struct {
+	Path      string `json:"path"`
+	SHA256    string `json:"sha256"`
+	Machine   string `json:"machine"`
+	ImageBase uint64 `json:"image_base"`
+	Timestamp uint32 `json:"timestamp"`
+	Checksum  uint32 `json:"checksum"`
+	Functions int    `json:"functions"`
+}
+
+// Function is one function of either image.
+type Function struct {
+	Name       string  `json:"name"`
+	OldRVA     uint32  `json:"old_rva,omitempty"`
+	NewRVA     uint32  `json:"new_rva,omitempty"`
+	OldSize    uint32  `json:"old_size,omitempty"`
+	NewSize    uint32  `json:"new_size,omitempty"`
+	Status     Status  `json:"status"`
+	Match      Match   `json:"match"`
+	Similarity float64 `json:"similarity"`
+	Verdict    string  `json:"verdict"`
+	Rules      []Rule  `json:"rules"`
+	// Reason says what differs first, for changed functions.
+	Reason string `json:"reason,omitempty"`
+
+	// For the text renderer: code-space offsets of the first difference.
+	OldOff, NewOff uint32 `json:"-"`
+	old, new       int
+}
+
+// Change is a difference outside function code.
+type Change struct {
+	Kind    string `json:"kind"` // data, export, import, tls, entry, resource, section, header
+	Name    string `json:"name"`
+	Verdict string `json:"verdict"`
+	Rules   []Rule `json:"rules"`
+
+	data *dataChange
+}
+
+// Rule is a named classification with a sentence of why.
+type Rule struct {
+	ID      string `json:"id"`
+	Message string `json:"message"`
+}
+
+func summary(f *pe.File) ImageSummary {
+	return ImageSummary{
+		Path: f.Path, SHA256: hex.EncodeToString(f.SHA256[:]), Machine: f.Machine.String(),
+		ImageBase: f.ImageBase, Timestamp: f.TimeDateStamp, Checksum: f.CheckSum, Functions: len(f.Functions()),
+	}
+}
+
+// Compare diffs two opened images.
+func Compare(oldF, newF *pe.File) *Report {
+	old, new := newImage(oldF), newImage(newF)
+	p := correlate(old, new)
+	c := &comparer{old: old, new: new, p: p}
+	c.buildDataMap()
+	return c.report()
+}
+
+func (c *comparer) report() *Report {
+	old, new, p := c.old, c.new, c.p
+	r := &Report{Schema: Schema, Old: summary(old.f), New: summary(new.f), Counts: map[Status]int{},
+		Changes: []Change{}, Warnings: []string{}}
+	diffs := make([]funcDiff, len(old.fns))
+	parallel(len(old.fns), func(o int) {
+		if n := p.o2n[o]; n >= 0 {
+			diffs[o] = c.compare(o, n)
+		}
+	})
+	for o := range old.fns {
+		fo := &old.fns[o]
+		fr := Function{Name: fo.DisplayName(), OldRVA: fo.RVA, OldSize: fo.Size, old: o, new: -1, Rules: []Rule{}}
+		if n := p.o2n[o]; n >= 0 {
+			fn := &new.fns[n]
+			fr.new, fr.NewRVA, fr.NewSize, fr.Match = n, fn.RVA, fn.Size, p.how[o]
+			if fo.Name == "" && fn.Name != "" {
+				fr.Name = fn.Name
+			}
+			fr.Similarity = 1
+			if p.how[o] == MatchSimilarity {
+				fr.Similarity = p.sim[o]
+			}
+			if d := diffs[o]; d.changed {
+				fr.Status, fr.Reason, fr.OldOff, fr.NewOff = Changed, d.reason, d.oldOff, d.newOff
+				if p.how[o] != MatchSimilarity {
+					fr.Similarity = similarity(&old.fps[o], &new.fps[n])
+				}
+			} else {
+				fr.Status = Unchanged
+			}
+		} else {
+			fr.Status, fr.Similarity = Removed, 0
+		}
+		r.Functions = append(r.Functions, fr)
+	}
+	for n := range new.fns {
+		if p.n2o[n] >= 0 {
+			continue
+		}
+		fn := &new.fns[n]
+		r.Functions = append(r.Functions, Function{Name: fn.DisplayName(), NewRVA: fn.RVA, NewSize: fn.Size, Status: Added, old: -1, new: n, Rules: []Rule{}})
+	}
+	sort.SliceStable(r.Functions, func(i, j int) bool {
+		a, b := &r.Functions[i], &r.Functions[j]
+		ka, kb := a.NewRVA, b.NewRVA
+		if a.Status == Removed {
+			ka = 1<<32 - 1
+		}
+		if b.Status == Removed {
+			kb = 1<<32 - 1
+		}
+		if ka != kb {
+			return ka < kb
+		}
+		return a.OldRVA < b.OldRVA
+	})
+	for _, f := range r.Functions {
+		r.Counts[f.Status]++
+	}
+	r.Changes = append(r.Changes, c.dataChanges()...)
+	r.Changes = append(r.Changes, imageChanges(old.f, new.f, c)...)
+	r.Warnings = append(r.Warnings, prefixed("old: ", old.f.Warnings)...)
+	r.Warnings = append(r.Warnings, prefixed("new: ", new.f.Warnings)...)
+	classify(r, c)
+	return r
+}
+
+func prefixed(p string, ws []string) []string {
+	out := make([]string, 0, len(ws))
+	for _, w := range ws {
+		out = append(out, p+w)
+	}
+	return out
+}
+
+// similarity of two changed functions: shingle Jaccard of their code.
+func similarity(a, b *fprint) float64 {
+	s := jaccard(shingles(a.masked), shingles(b.masked))
+	return float64(int(s*1000+0.5)) / 1000
+}
+
+// OldFunction returns the old image's function behind a report entry.
+func (r *Function) OldFunction(f *pe.File) *pe.Function {
+	if r.old < 0 {
+		return nil
+	}
+	return &f.Functions()[r.old]
+}
+
+// NewFunction returns the new image's function behind a report entry.
+func (r *Function) NewFunction(f *pe.File) *pe.Function {
+	if r.new < 0 {
+		return nil
+	}
+	return &f.Functions()[r.new]
+}
