@@ -256,6 +256,9 @@ func (b *functionBuilder) add(rva uint32, src Source, name string) *startInfo {
 	if _, frag := b.fragOf[rva]; frag && src&(SrcPdata|SrcCall|SrcPointer|SrcSweep) != 0 {
 		return nil // a fragment of another function, not a function
 	}
+	if _, cold := b.coldOf[rva]; cold && src&(SrcPdata|SrcCall|SrcPointer|SrcSweep) != 0 {
+		return nil
+	}
 	si := b.starts[rva]
 	if si == nil {
 		si = &startInfo{}
@@ -312,7 +315,11 @@ func (b *functionBuilder) seed() {
 		}
 		if i := strings.Index(s.Name, ".cold"); i > 0 {
 			if p, ok := byName[s.Name[:i]]; ok && p != s.RVA {
-				b.coldOf[s.RVA] = p
+				if si := b.starts[s.RVA]; si != nil && si.pdataEnd != 0 {
+					b.fragOf[s.RVA], b.fragEnd[s.RVA] = p, si.pdataEnd
+				} else {
+					b.coldOf[s.RVA] = p
+				}
 				delete(b.starts, s.RVA)
 				continue
 			}
@@ -398,6 +405,7 @@ const maxDiscoveryRounds = 64
 // discover runs recursive descent from every known start until no new
 // start appears, then sweeps the code no function covers.
 func (b *functionBuilder) discover() {
+	pointersDone := false
 	for round := 0; round < maxDiscoveryRounds; round++ {
 		bounds := b.boundaries()
 		starts := b.sortedStarts()
@@ -410,7 +418,14 @@ func (b *functionBuilder) discover() {
 			todo = append(todo, s)
 		}
 		if len(todo) == 0 {
-			if b.sweep() {
+			if !pointersDone {
+				pointersDone = true
+				if b.addPointers() {
+					continue
+				}
+			}
+			before := len(b.starts)
+			if b.sweep() || len(b.starts) != before {
 				continue
 			}
 			return
@@ -539,6 +554,88 @@ func (b *functionBuilder) analyzeAll(todo []uint32, bounds []uint32) []*analysis
 	return out
 }
 
+// addPointers marks the functions whose address is taken: code addresses
+// in relocated pointers outside code (function-pointer tables, vtables,
+// constructor lists) and code addresses the code computes (lea, push imm).
+// An address that is a known start gets the pointer source; one in a gap
+// between functions becomes a start; one inside a function (a jump-table
+// entry, a label) is left alone. It reports whether a start was added.
+func (b *functionBuilder) addPointers() bool {
+	f := b.f
+	var cands []uint32
+	refAt := map[uint32]bool{}
+	for _, a := range b.an {
+		for _, r := range a.refs {
+			refAt[r.At] = true
+		}
+	}
+	for _, r := range f.Relocs {
+		if refAt[r.RVA] {
+			continue // a field of a decoded instruction
+		}
+		var v uint64
+		var ok bool
+		switch r.Type {
+		case IMAGE_REL_BASED_HIGHLOW:
+			var v32 uint32
+			v32, ok = f.readU32(r.RVA)
+			v = uint64(v32)
+		case IMAGE_REL_BASED_DIR64:
+			v, ok = f.readU64(r.RVA)
+		}
+		if !ok {
+			continue
+		}
+		if t, ok := f.vaToRVA(v); ok && f.IsCode(t) {
+			cands = append(cands, t)
+		}
+	}
+	for _, a := range b.an {
+		cands = append(cands, a.pointers...)
+	}
+	sort.Slice(cands, func(i, j int) bool { return cands[i] < cands[j] })
+	type span struct{ s, e uint32 }
+	var spans []span
+	for s, a := range b.an {
+		spans = append(spans, span{s, a.end})
+	}
+	for fr, e := range b.fragEnd {
+		spans = append(spans, span{fr, e})
+	}
+	for t, e := range b.tableAt {
+		spans = append(spans, span{t, e})
+	}
+	sort.Slice(spans, func(i, j int) bool { return spans[i].s < spans[j].s })
+	inside := func(t uint32) bool {
+		i := sort.Search(len(spans), func(i int) bool { return spans[i].s > t }) - 1
+		for k := i; k >= 0 && k > i-8; k-- {
+			if t >= spans[k].s && t < spans[k].e {
+				return true
+			}
+		}
+		return false
+	}
+	added := false
+	for i, t := range cands {
+		if i > 0 && cands[i-1] == t {
+			continue
+		}
+		if si := b.starts[t]; si != nil {
+			si.src |= SrcPointer
+			continue
+		}
+		if _, frag := b.fragOf[t]; frag {
+			continue
+		}
+		if inside(t) || !b.plausibleStart(t, t+16) {
+			continue
+		}
+		b.add(t, SrcPointer, "")
+		added = true
+	}
+	return added
+}
+
 // sweep finds code in the gaps between functions that no source reached
 // and adds a start at the first non-padding byte of each such gap. It
 // reports whether it added anything.
@@ -553,8 +650,15 @@ func (b *functionBuilder) sweep() bool {
 		_ = parent
 		covered = append(covered, span{frag, b.fragEnd[frag]})
 	}
-	for c := range b.coldOf {
-		if a := b.an[c]; a != nil {
+	if len(b.coldOf) > 0 {
+		bounds := b.boundaries()
+		for c := range b.coldOf {
+			a := b.an[c]
+			if a == nil {
+				a = b.analyze(c, b.limitFor(c, nextAfter(bounds, c)))
+				b.an[c] = a
+				b.absorb(c, a)
+			}
 			covered = append(covered, span{c, a.end})
 		}
 	}
@@ -684,9 +788,6 @@ func isNop(in *disasm.Inst, code []byte) bool {
 // is jumped to from exactly one function and never called, is a part of
 // that function.
 func (b *functionBuilder) attachColdParts() {
-	if !b.f.Is64 {
-		return
-	}
 	jumpers := map[uint32]map[uint32]bool{}
 	for s, a := range b.an {
 		for _, t := range a.outside {
@@ -704,10 +805,19 @@ func (b *functionBuilder) attachColdParts() {
 	}
 	var cold []uint32
 	for start, si := range b.starts {
-		if si.src != SrcPdata || len(si.names) > 0 || len(jumpers[start]) != 1 {
+		if len(si.names) > 0 || len(jumpers[start]) != 1 || called[start] {
 			continue
 		}
-		if called[start] {
+		if !b.f.Is64 {
+			// x86 has no unwind data to tell: a part found only by the
+			// sweep, entered only by jumps from one function, that jumps
+			// back into that function (a tail-called function never does).
+			if si.src == SrcSweep && b.jumpsBackInto(start, jumpers[start]) {
+				cold = append(cold, start)
+			}
+			continue
+		}
+		if si.src != SrcPdata {
 			continue
 		}
 		rf, ok := b.pdataEntry(start)
@@ -737,11 +847,35 @@ func (b *functionBuilder) attachColdParts() {
 		if _, ok := b.starts[parent]; !ok || parent == c {
 			continue
 		}
-		b.fragOf[c] = parent
-		b.fragEnd[c] = b.starts[c].pdataEnd
+		if end := b.starts[c].pdataEnd; end != 0 {
+			b.fragOf[c], b.fragEnd[c] = parent, end
+		} else {
+			b.coldOf[c] = parent
+		}
 		delete(b.starts, c)
 		delete(b.an, c)
 	}
+}
+
+// jumpsBackInto reports whether the code at part jumps into the interior
+// of the (single) function in from.
+func (b *functionBuilder) jumpsBackInto(part uint32, from map[uint32]bool) bool {
+	a := b.an[part]
+	if a == nil {
+		return false
+	}
+	for p := range from {
+		pa := b.an[p]
+		if pa == nil {
+			return false
+		}
+		for _, t := range a.outside {
+			if t > p && t < pa.end {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (b *functionBuilder) pdataEntry(begin uint32) (RuntimeFunction, bool) {
