@@ -89,8 +89,8 @@ func dataSymbols(f *pe.File) map[string]uint32 {
 // change; otherwise only their common prefix is compared.
 func (c *comparer) compareObject(name string, o, n uint32, sized bool) (Change, bool) {
 	os, ns := c.old.f.Section(o), c.new.f.Section(n)
-	if os == nil || ns == nil {
-		return Change{}, false
+	if os == nil || ns == nil || os.Executable() || ns.Executable() {
+		return Change{}, false // code is compared as functions
 	}
 	if inDirectory(c.old.f, o) || inDirectory(c.new.f, n) || isLayoutMetadata(os.Name) {
 		return Change{}, false
@@ -98,6 +98,12 @@ func (c *comparer) compareObject(name string, o, n uint32, sized bool) (Change, 
 	var ob, nb []byte
 	if sized {
 		ob, nb = c.old.symbolObject(o), c.new.symbolObject(n)
+		// Symbol distance includes alignment padding: sizes that differ
+		// only by trailing zeros are the same object.
+		if len(ob) != len(nb) && bytes.Equal(trimZeros(ob), trimZeros(nb)) {
+			k := min(len(ob), len(nb))
+			ob, nb = ob[:k], nb[:k]
+		}
 		if len(ob) == len(nb) && c.objectsEqual(o, n, ob, nb) {
 			return Change{}, false
 		}
@@ -348,4 +354,11 @@ func tlsRVA(f *pe.File, va uint64) (uint32, bool) {
 		return 0, false
 	}
 	return uint32(va - f.ImageBase), true
+}
+
+func trimZeros(b []byte) []byte {
+	for len(b) > 0 && b[len(b)-1] == 0 {
+		b = b[:len(b)-1]
+	}
+	return b
 }

@@ -83,6 +83,9 @@ func dataRule(ch *Change, c *comparer) Rule {
 		}
 		return Rule{"RR-DATA-INIT", fmt.Sprintf("initial value of %s changed from %s to %s; running processes keep the value they have", ch.Name, showValue(d.oldVal), showValue(d.newVal))}
 	}
+	if pointsIntoCode(c.old.f, d.oldRVA, uint32(d.oldSize)) || pointsIntoCode(c.new.f, d.newRVA, uint32(d.newSize)) {
+		return Rule{"RR-SHARED-CONST", fmt.Sprintf("read-only table %s holds code pointers (a function-pointer table or vtable) and changed; running objects and copies keep pointers to the old table and entries", ch.Name)}
+	}
 	// Read-only: shared with unchanged code?
 	for o, fp := range c.old.fps {
 		n := c.p.o2n[o]
@@ -90,7 +93,7 @@ func dataRule(ch *Change, c *comparer) Rule {
 			continue
 		}
 		for _, t := range fp.toks {
-			if t.tk == tokROData && t.target == d.oldRVA {
+			if t.tk == tokROData && t.target >= d.oldRVA && t.target < d.oldRVA+uint32(d.oldSize) {
 				return Rule{"RR-SHARED-CONST", fmt.Sprintf("read-only data %s changed (%s -> %s) but unchanged code %s also uses it", ch.Name, preview(d.oldVal), preview(d.newVal), c.old.fns[o].DisplayName())}
 			}
 		}
@@ -115,6 +118,17 @@ func showValue(b []byte) string {
 	return preview(b)
 }
 
+// pointsIntoCode reports whether a relocated pointer in [rva, rva+size)
+// points into code.
+func pointsIntoCode(f *pe.File, rva, size uint32) bool {
+	for _, r := range relocsIn(f, rva, size) {
+		if t := pointerTarget(f, r.RVA, relocWidth(r)); f.IsCode(t) {
+			return true
+		}
+	}
+	return false
+}
+
 // entryOnlyFunctions marks the functions reachable by direct calls from
 // the entry point or TLS callbacks but not from any export: code that runs
 // at load time only.
@@ -130,6 +144,7 @@ func entryOnlyFunctions(im *image) map[int]bool {
 			}
 			seen[i] = true
 			stack = append(stack, im.fps[i].calls...)
+			stack = append(stack, im.fps[i].jumps...)
 		}
 		return seen
 	}

@@ -18,6 +18,8 @@ type comparer struct {
 	// access is, per old data RVA, the widest access code makes to it,
 	// or 0 when some code takes its address (extent unknown).
 	access map[uint32]uint8
+	// oldSyms and newSyms count data symbols by name.
+	oldSyms, newSyms map[string]int
 }
 
 // funcDiff is the outcome of comparing one pair.
@@ -94,6 +96,10 @@ func (c *comparer) buildDataMap() {
 		c.dataMap[o] = best
 	}
 }
+
+// compareAny compares an old and a new function that need not be paired
+// (a split of a folded body).
+func (c *comparer) compareAny(o, n int) funcDiff { return c.compare(o, n) }
 
 // compare decides whether the pair (o, n) changed.
 func (c *comparer) compare(o, n int) funcDiff {
@@ -180,6 +186,9 @@ func (c *comparer) sameTarget(x, y *tok) string {
 			return fmt.Sprintf("import at +%#x is %s, was %s", x.off, y.name, x.name)
 		}
 	case tokROData:
+		if why := c.symbolOffsets(x, y); why != "" {
+			return why
+		}
 		if m, ok := c.dataMap[x.target]; ok && m != y.target && !c.roEqual(x, y) {
 			return fmt.Sprintf("reference at +%#x now reads %s, was %s", x.off, c.describe(c.new, y), c.describe(c.old, x))
 		}
@@ -188,6 +197,9 @@ func (c *comparer) sameTarget(x, y *tok) string {
 				preview(c.old.roContent(x.target, x.access)), preview(c.new.roContent(y.target, y.access)))
 		}
 	case tokRWData:
+		if why := c.symbolOffsets(x, y); why != "" {
+			return why
+		}
 		if m, ok := c.dataMap[x.target]; ok && m != y.target {
 			return fmt.Sprintf("reference at +%#x now uses %s, which corresponds to old %s, not %s", x.off,
 				c.describe(c.new, y), c.describe(c.old, &tok{tk: tokRWData, target: c.inverse(y.target)}), c.describe(c.old, x))
@@ -198,6 +210,36 @@ func (c *comparer) sameTarget(x, y *tok) string {
 		}
 	}
 	return ""
+}
+
+// symbolOffsets compares data references by symbol when both images name
+// the objects: the same symbol at another offset (a field that moved) or
+// another symbol is a change the correspondence vote cannot see.
+func (c *comparer) symbolOffsets(x, y *tok) string {
+	ot, nt := c.old.f.Resolve(x.target), c.new.f.Resolve(y.target)
+	if ot.Symbol == "" || nt.Symbol == "" || c.oldSyms[ot.Symbol] != 1 || c.newSyms[nt.Symbol] != 1 {
+		return ""
+	}
+	if ot.Symbol != nt.Symbol {
+		if c.newSyms[ot.Symbol] == 1 {
+			return fmt.Sprintf("reference at +%#x now uses %s, was %s", x.off, nt, ot)
+		}
+		return ""
+	}
+	if ot.Offset != nt.Offset {
+		return fmt.Sprintf("reference at +%#x now uses %s, was %s (the object's layout changed)", x.off, nt, ot)
+	}
+	return ""
+}
+
+func symbolCounts(f *pe.File) map[string]int {
+	m := map[string]int{}
+	for _, s := range f.Symbols {
+		if !s.Func && !f.IsCode(s.RVA) {
+			m[s.Name]++
+		}
+	}
+	return m
 }
 
 func (c *comparer) inverse(n uint32) uint32 {

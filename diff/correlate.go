@@ -22,6 +22,10 @@ type pairing struct {
 	o2n, n2o []int   // partner index or -1
 	how      []Match // by old index
 	sim      []float64
+	// splits pairs new functions with an old function already paired
+	// under another of its names: one folded old body (identical code
+	// folding) became several new functions. n2o points at the old body.
+	splits [][2]int
 }
 
 func newPairing(nOld, nNew int) *pairing {
@@ -101,6 +105,17 @@ func byName(old, new *image, p *pairing) {
 			p.pair(o, n, MatchName)
 		}
 	}
+	// Folded bodies that the new build split: a name of an old body that
+	// is already paired under another name now names a function of its own.
+	for _, k := range keys {
+		o := on[k]
+		n, ok := nn[k]
+		if !ok || o < 0 || n < 0 || p.o2n[o] < 0 || p.o2n[o] == n || p.n2o[n] >= 0 {
+			continue
+		}
+		p.n2o[n] = o
+		p.splits = append(p.splits, [2]int{o, n})
+	}
 }
 
 // byHash pairs unpaired functions whose fingerprint is unique among the
@@ -152,6 +167,15 @@ func byCallgraph(old, new *image, p *pairing) int {
 						added++
 					}
 				}
+				// The same old callee at this call site is already paired
+				// with another new function, and the new callee is unpaired
+				// and alike: a folded body that the new build split.
+				if on := p.o2n[oc[k]]; on >= 0 && on != nc[k] && p.n2o[nc[k]] < 0 && repeated(oc, oc[k]) &&
+					jaccard(shingles(old.fps[oc[k]].masked), shingles(new.fps[nc[k]].masked)) >= 0.5 {
+					p.n2o[nc[k]] = oc[k]
+					p.splits = append(p.splits, [2]int{oc[k], nc[k]})
+					added++
+				}
 			}
 			continue
 		}
@@ -164,6 +188,17 @@ func byCallgraph(old, new *image, p *pairing) int {
 		}
 	}
 	return added
+}
+
+// repeated reports whether x occurs more than once in calls.
+func repeated(calls []int, x int) bool {
+	n := 0
+	for _, c := range calls {
+		if c == x {
+			n++
+		}
+	}
+	return n > 1
 }
 
 func sizeClose(old *image, o int, new *image, n int) bool {

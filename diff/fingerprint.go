@@ -46,6 +46,7 @@ type fprint struct {
 	tables [][]uint32 // jump tables as code-space offsets of their targets
 	shape  uint64     // hash of masked bytes and the layout-independent part of the tokens
 	calls  []int      // indexes of called functions, in code order
+	jumps  []int      // indexes of functions tail-jumped to
 }
 
 // image is one side of the comparison.
@@ -144,6 +145,18 @@ func spaceOf(fn *pe.Function) codeSpace {
 	return cs
 }
 
+// anchor names rva layout-independently as part<<24 | offset in part, so
+// that a change in one part does not move the names of places in the
+// others.
+func (cs *codeSpace) anchor(rva uint32) (uint32, bool) {
+	for i, p := range cs.parts {
+		if rva >= p.RVA && rva < p.RVA+p.Size {
+			return uint32(i)<<24 | (rva - p.RVA), true
+		}
+	}
+	return 0, false
+}
+
 // offset returns the code-space offset of rva and whether it lies in the
 // function; part is the index of the part (0 = main extent).
 func (cs *codeSpace) offset(rva uint32) (off uint32, part int, ok bool) {
@@ -178,17 +191,17 @@ func (im *image) fingerprint(i int) fprint {
 		t := tok{off: at, width: r.Width, kind: r.Kind, fn: -1, access: r.Access}
 		switch r.Kind {
 		case pe.RefBranch8, pe.RefBranch32, pe.RefCall:
-			if toff, tpart, ok := cs.offset(r.Target); ok {
+			if _, tpart, ok := cs.offset(r.Target); ok {
 				if tpart == 0 && atPart == 0 && r.Kind != pe.RefCall {
 					continue // intra-extent branch: bytes are layout independent
 				}
-				t.tk, t.target = tokSelf, toff
+				t.tk, t.target = tokSelf, must(cs.anchor(r.Target))
 				break
 			}
 			im.classify(&t, r.Target)
 		default:
-			if toff, _, ok := cs.offset(r.Target); ok {
-				t.tk, t.target = tokSelf, toff
+			if a, ok := cs.anchor(r.Target); ok {
+				t.tk, t.target = tokSelf, a
 				break
 			}
 			im.classify(&t, r.Target)
@@ -202,6 +215,8 @@ func (im *image) fingerprint(i int) fprint {
 		fp.toks = append(fp.toks, t)
 		if t.tk == tokFunc && r.Kind == pe.RefCall {
 			fp.calls = append(fp.calls, t.fn)
+		} else if t.tk == tokFunc && (r.Kind == pe.RefBranch32 || r.Kind == pe.RefBranch8) {
+			fp.jumps = append(fp.jumps, t.fn)
 		}
 	}
 	for _, jt := range fn.JumpTables {
@@ -279,11 +294,21 @@ func (im *image) classify(t *tok, rva uint32) {
 	switch tg.Kind {
 	case pe.TargetCode:
 		if tg.Function != nil {
-			t.tk, t.fn, t.sub = tokCode, im.index[tg.Function.RVA], tg.Offset
+			j := im.index[tg.Function.RVA]
+			cs := spaceOf(&im.fns[j])
+			a, _ := cs.anchor(rva)
+			t.tk, t.fn, t.sub = tokCode, j, a
 			t.name = tg.Function.Name
 			return
 		}
-		t.tk = tokROData
+		// Code no function covers (landing pads, constructor lists):
+		// anchored to the nearest function before it.
+		if j := im.before(rva); j >= 0 {
+			t.tk, t.fn, t.sub = tokCode, j, rva-im.fns[j].RVA
+			t.name = im.fns[j].Name
+			return
+		}
+		t.tk = tokRWData
 	case pe.TargetData:
 		if s := f.Section(rva); s != nil && (s.Writable() || isLayoutMetadata(s.Name)) {
 			// Writable data, and tables that describe the code's layout
@@ -444,3 +469,15 @@ func (im *image) symbolObject(rva uint32) []byte {
 	copy(b, im.f.Bytes(rva, int(n)))
 	return b
 }
+
+// before returns the index of the last function starting at or before
+// rva in the same section, or -1.
+func (im *image) before(rva uint32) int {
+	i := sort.Search(len(im.fns), func(i int) bool { return im.fns[i].RVA > rva }) - 1
+	if i < 0 || im.f.Section(im.fns[i].RVA) != im.f.Section(rva) {
+		return -1
+	}
+	return i
+}
+
+func must(v uint32, _ bool) uint32 { return v }

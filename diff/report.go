@@ -69,6 +69,9 @@ type Function struct {
 	Rules      []Rule  `json:"rules"`
 	// Reason says what differs first, for changed functions.
 	Reason string `json:"reason,omitempty"`
+	// Folded is set when the old body carried several names (identical
+	// code folding) and this entry follows one of them into the new build.
+	Folded bool `json:"folded,omitempty"`
 
 	// For the text renderer: code-space offsets of the first difference.
 	OldOff, NewOff uint32 `json:"-"`
@@ -102,7 +105,7 @@ func summary(f *pe.File) ImageSummary {
 func Compare(oldF, newF *pe.File) *Report {
 	old, new := newImage(oldF), newImage(newF)
 	p := correlate(old, new)
-	c := &comparer{old: old, new: new, p: p}
+	c := &comparer{old: old, new: new, p: p, oldSyms: symbolCounts(oldF), newSyms: symbolCounts(newF)}
 	c.buildDataMap()
 	return c.report()
 }
@@ -140,6 +143,19 @@ func (c *comparer) report() *Report {
 			}
 		} else {
 			fr.Status, fr.Similarity = Removed, 0
+		}
+		r.Functions = append(r.Functions, fr)
+	}
+	for _, sp := range p.splits {
+		o, n := sp[0], sp[1]
+		fo, fn := &old.fns[o], &new.fns[n]
+		fr := Function{Name: fn.DisplayName(), OldRVA: fo.RVA, OldSize: fo.Size, NewRVA: fn.RVA, NewSize: fn.Size,
+			Match: MatchName, Similarity: 1, old: o, new: n, Rules: []Rule{}, Folded: true}
+		if d := c.compareAny(o, n); d.changed {
+			fr.Status, fr.Reason, fr.OldOff, fr.NewOff = Changed, d.reason, d.oldOff, d.newOff
+			fr.Similarity = similarity(&old.fps[o], &new.fps[n])
+		} else {
+			fr.Status = Unchanged
 		}
 		r.Functions = append(r.Functions, fr)
 	}

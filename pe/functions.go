@@ -191,6 +191,7 @@ type analysis struct {
 	tables     []JumpTable
 	partial    bool
 	partialAt  uint32
+	odd        bool // decoded an instruction compiled code does not contain
 	returns    bool
 	insts      int
 	blocks     int
@@ -692,9 +693,15 @@ func (b *functionBuilder) sweep() bool {
 				pos = (p + 16) &^ 15
 				continue
 			}
+			a := b.analyze(p, gapEnd)
+			if a.odd || a.partial {
+				// Data in the code section (exception tables, constant
+				// pools): not a function.
+				pos = (p + 16) &^ 15
+				continue
+			}
 			b.add(p, SrcSweep, "")
 			added = true
-			a := b.analyze(p, gapEnd)
 			b.an[p] = a
 			b.absorb(p, a)
 			if a.end <= p {
@@ -710,6 +717,11 @@ func (b *functionBuilder) sweep() bool {
 // plausibleStart checks that code at p decodes for a few instructions
 // without hitting an invalid one, so that stray data is not taken for code.
 func (b *functionBuilder) plausibleStart(p, end uint32) bool {
+	// An instruction never starts with an address field: a relocation at
+	// p means a pointer table in code (such as mingw's __CTOR_LIST__).
+	if _, ok := b.f.relocAt[p]; ok {
+		return false
+	}
 	code := b.f.Bytes(p, int(end-p))
 	if len(code) == 0 {
 		return false
@@ -724,10 +736,23 @@ func (b *functionBuilder) plausibleStart(p, end uint32) bool {
 	if zero >= 2 {
 		return false
 	}
+	// Data decodes as "add [r], r" (00/01 with zeros around it) and as
+	// instructions compilers never emit in user code.
+	if code[0] <= 0x01 {
+		zeros := 0
+		for _, c := range code[:min(8, len(code))] {
+			if c == 0 {
+				zeros++
+			}
+		}
+		if zeros >= 3 {
+			return false
+		}
+	}
 	pc := uint64(p)
 	for n := 0; n < 4 && len(code) > 0; n++ {
 		in, err := disasm.Decode(code, pc, b.f.mode())
-		if err != nil {
+		if err != nil || unlikelyInCode(&in) {
 			return false
 		}
 		if in.Flow == disasm.FlowRet || in.Flow == disasm.FlowJump || in.Flow == disasm.FlowIndirectJump {
@@ -737,6 +762,18 @@ func (b *functionBuilder) plausibleStart(p, end uint32) bool {
 		pc += uint64(in.Len)
 	}
 	return true
+}
+
+// unlikelyInCode reports instructions that compiled user code does not
+// contain: seen at the start of a candidate, they mean data.
+func unlikelyInCode(in *disasm.Inst) bool {
+	switch in.Raw.Op {
+	case x86asm.LCALL, x86asm.LJMP, x86asm.IN, x86asm.OUT, x86asm.INSB, x86asm.INSW, x86asm.INSD,
+		x86asm.OUTSB, x86asm.OUTSW, x86asm.OUTSD, x86asm.HLT, x86asm.ARPL, x86asm.BOUND, x86asm.AAA,
+		x86asm.AAS, x86asm.DAA, x86asm.DAS, x86asm.INTO, x86asm.LDS, x86asm.LES, x86asm.FWAIT:
+		return true
+	}
+	return false
 }
 
 // skipPadding returns the first byte in [p, end) that is not padding
@@ -1061,6 +1098,9 @@ func (b *functionBuilder) analyze(start, limit uint32) *analysis {
 				set(seen, off)
 				for k := off + 1; k < off+uint32(in.Len); k++ {
 					set(covered, k)
+				}
+				if unlikelyInCode(&in) {
+					a.odd = true
 				}
 				a.insts++
 				next := pc + uint32(in.Len)
