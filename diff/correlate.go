@@ -51,6 +51,7 @@ func (p *pairing) pair(o, n int, how Match) bool {
 func correlate(old, new *image) *pairing {
 	p := newPairing(len(old.fns), len(new.fns))
 	byName(old, new, p)
+	byRole(old, new, p)
 	for {
 		n := byHash(old, new, p)
 		n += byCallgraph(old, new, p)
@@ -115,6 +116,26 @@ func byName(old, new *image, p *pairing) {
 		}
 		p.n2o[n] = o
 		p.splits = append(p.splits, [2]int{o, n})
+	}
+}
+
+// byRole pairs the functions the loader calls: the entry point, and the
+// TLS callbacks by position when both images have the same number.
+func byRole(old, new *image, p *pairing) {
+	pairAt := func(o, n uint32) {
+		oi, ok1 := old.index[o]
+		ni, ok2 := new.index[n]
+		if ok1 && ok2 {
+			p.pair(oi, ni, MatchName)
+		}
+	}
+	if old.f.EntryPoint != 0 && new.f.EntryPoint != 0 {
+		pairAt(old.f.EntryPoint, new.f.EntryPoint)
+	}
+	if ot, nt := old.f.TLS, new.f.TLS; ot != nil && nt != nil && len(ot.Callbacks) == len(nt.Callbacks) {
+		for i := range ot.Callbacks {
+			pairAt(ot.Callbacks[i], nt.Callbacks[i])
+		}
 	}
 }
 

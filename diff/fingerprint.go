@@ -353,10 +353,50 @@ func (im *image) roContent(rva uint32, access uint8) []byte {
 		return s
 	}
 	n := im.objectSize(rva)
+	// A run of pointers (vtable, function-pointer table) ends where the
+	// pointers end.
+	if run := pointerRun(im.f, rva); run > 0 && run < n {
+		n = run
+	}
+	// A data symbol that covers rva bounds the object.
+	if end, ok := im.symbolEnd(rva); ok && int(end-rva) < n {
+		n = int(end - rva)
+	}
 	if n < len(b) {
 		b = b[:n]
 	}
 	return b
+}
+
+// pointerRun returns the size of the run of contiguous base-relocated
+// pointers starting at rva, or 0.
+func pointerRun(f *pe.File, rva uint32) int {
+	n := 0
+	for k := 0; k < maxObject/4; k++ {
+		t, ok := f.RelocAt(rva + uint32(n))
+		if !ok {
+			break
+		}
+		if t == pe.IMAGE_REL_BASED_DIR64 {
+			n += 8
+		} else {
+			n += 4
+		}
+	}
+	return n
+}
+
+// symbolEnd returns where the data object named by the symbol covering
+// rva ends (the next data symbol), if a symbol covers it.
+func (im *image) symbolEnd(rva uint32) (uint32, bool) {
+	i := sort.Search(len(im.symbols), func(i int) bool { return im.symbols[i] > rva })
+	if i == 0 || i >= len(im.symbols) {
+		return 0, false
+	}
+	if im.f.Section(im.symbols[i-1]) != im.f.Section(rva) || im.f.Section(im.symbols[i]) != im.f.Section(rva) {
+		return 0, false
+	}
+	return im.symbols[i], true
 }
 
 // cString returns b up to and including its first NUL when everything

@@ -210,6 +210,8 @@ type functionBuilder struct {
 	an       map[uint32]*analysis
 	codeSecs []*Section
 	tableAt  map[uint32]uint32 // jump table start -> end (data inside code)
+
+	sortedStartsCache []uint32
 }
 
 // Names of imports that never return.
@@ -834,6 +836,7 @@ func (b *functionBuilder) attachColdParts() {
 			jumpers[t][s] = true
 		}
 	}
+	b.sortedStartsCache = b.sortedStarts()
 	called := map[uint32]bool{}
 	for _, a := range b.an {
 		for _, c := range a.calls {
@@ -841,20 +844,48 @@ func (b *functionBuilder) attachColdParts() {
 		}
 	}
 	var cold []uint32
-	for start, si := range b.starts {
-		if len(si.names) > 0 || len(jumpers[start]) != 1 || called[start] {
+	parentOf := map[uint32]uint32{}
+	// Unreferenced code that directly follows a function, found only by
+	// the sweep, is that function's unreached tail (a landing pad the
+	// unwinder enters).
+	for i, start := range b.sortedStartsCache {
+		si := b.starts[start]
+		if i == 0 || si.src != SrcSweep || len(si.names) > 0 || len(jumpers[start]) > 0 || called[start] {
 			continue
 		}
-		if !b.f.Is64 {
-			// x86 has no unwind data to tell: a part found only by the
-			// sweep, entered only by jumps from one function, that jumps
-			// back into that function (a tail-called function never does).
-			if si.src == SrcSweep && b.jumpsBackInto(start, jumpers[start]) {
-				cold = append(cold, start)
+		prev := b.sortedStartsCache[i-1]
+		if pa := b.an[prev]; pa != nil && pa.end == start && b.starts[prev].src != SrcSweep {
+			cold = append(cold, start)
+			parentOf[start] = prev
+		}
+	}
+	for _, c := range cold {
+		for t, js := range jumpers {
+			if js[c] {
+				delete(js, c)
+				js[parentOf[c]] = true
+				jumpers[t] = js
 			}
+		}
+	}
+	for start, si := range b.starts {
+		if _, done := parentOf[start]; done {
 			continue
 		}
-		if si.src != SrcPdata {
+		if len(si.names) > 0 || len(jumpers[start]) > 1 || called[start] {
+			continue
+		}
+		// A part that jumps back into the interior of exactly one
+		// function, and is entered from nothing else (a landing pad,
+		// entered by the unwinder) or only from that function.
+		if si.src == SrcSweep || si.src == SrcPdata {
+			if owner, ok := b.jumpsBackTo(start); ok && (len(jumpers[start]) == 0 || jumpers[start][owner]) {
+				cold = append(cold, start)
+				parentOf[start] = owner
+				continue
+			}
+		}
+		if len(jumpers[start]) != 1 || !b.f.Is64 || si.src != SrcPdata {
 			continue
 		}
 		rf, ok := b.pdataEntry(start)
@@ -873,14 +904,14 @@ func (b *functionBuilder) attachColdParts() {
 		}
 		if framed {
 			cold = append(cold, start)
+			for p := range jumpers[start] {
+				parentOf[start] = p
+			}
 		}
 	}
 	sort.Slice(cold, func(i, j int) bool { return cold[i] < cold[j] })
 	for _, c := range cold {
-		var parent uint32
-		for p := range jumpers[c] {
-			parent = p
-		}
+		parent := parentOf[c]
 		if _, ok := b.starts[parent]; !ok || parent == c {
 			continue
 		}
@@ -894,25 +925,40 @@ func (b *functionBuilder) attachColdParts() {
 	}
 }
 
-// jumpsBackInto reports whether the code at part jumps into the interior
-// of the (single) function in from.
-func (b *functionBuilder) jumpsBackInto(part uint32, from map[uint32]bool) bool {
+// jumpsBackTo returns the function whose interior the code at part
+// jumps into, when there is exactly one such function.
+func (b *functionBuilder) jumpsBackTo(part uint32) (uint32, bool) {
 	a := b.an[part]
 	if a == nil {
-		return false
+		return 0, false
 	}
-	for p := range from {
-		pa := b.an[p]
-		if pa == nil {
-			return false
+	owner, found := uint32(0), false
+	for _, t := range a.outside {
+		o, ok := b.interiorOwner(t)
+		if !ok {
+			continue
 		}
-		for _, t := range a.outside {
-			if t > p && t < pa.end {
-				return true
-			}
+		if found && o != owner {
+			return 0, false
 		}
+		owner, found = o, true
 	}
-	return false
+	return owner, found
+}
+
+// interiorOwner returns the analysed function whose extent contains t
+// (not at its start).
+func (b *functionBuilder) interiorOwner(t uint32) (uint32, bool) {
+	starts := b.sortedStartsCache
+	i := sort.Search(len(starts), func(i int) bool { return starts[i] >= t }) - 1
+	if i < 0 {
+		return 0, false
+	}
+	s := starts[i]
+	if a := b.an[s]; a != nil && t > s && t < a.end {
+		return s, true
+	}
+	return 0, false
 }
 
 func (b *functionBuilder) pdataEntry(begin uint32) (RuntimeFunction, bool) {
@@ -950,6 +996,20 @@ func (b *functionBuilder) finish() {
 		}
 		names := append([]string(nil), si.names...)
 		fn.Name, fn.Aliases = pickName(names, si.src)
+		if fn.Name == "" && fn.ImportThunk {
+			// "jmp [IAT slot]": name it after the import, as the
+			// import library's thunk symbol is.
+			for _, r := range fn.Refs {
+				if slot, ok := f.ImportAt(r.Target); ok {
+					if slot.Name != "" {
+						fn.Name = slot.Name
+					} else {
+						fn.Name = slot.String()
+					}
+					break
+				}
+			}
+		}
 		fns = append(fns, fn)
 	}
 	f.functions = fns
