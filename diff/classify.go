@@ -2,6 +2,7 @@ package diff
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/hpbuild/hpbuild/disasm"
@@ -12,6 +13,12 @@ import (
 // report its overall verdict. The rule catalogue is docs/rules.md.
 func classify(r *Report, c *comparer) {
 	entryOnly := entryOnlyFunctions(c.old)
+	c.unchangedOld = map[int]bool{}
+	for _, f := range r.Functions {
+		if f.Status == Unchanged && !f.Folded {
+			c.unchangedOld[f.old] = true
+		}
+	}
 	for i := range r.Functions {
 		fr := &r.Functions[i]
 		switch fr.Status {
@@ -87,23 +94,38 @@ func dataRule(ch *Change, c *comparer) Rule {
 		return Rule{"RR-SHARED-CONST", fmt.Sprintf("read-only table %s holds code pointers (a function-pointer table or vtable) and changed; running objects and copies keep pointers to the old table and entries", ch.Name)}
 	}
 	// Read-only: shared with unchanged code?
-	for o, fp := range c.old.fps {
-		n := c.p.o2n[o]
-		if n < 0 || !c.unchanged(o) {
-			continue
-		}
-		for _, t := range fp.toks {
-			if t.tk == tokROData && t.target >= d.oldRVA && t.target < d.oldRVA+uint32(d.oldSize) {
-				return Rule{"RR-SHARED-CONST", fmt.Sprintf("read-only data %s changed (%s -> %s) but unchanged code %s also uses it", ch.Name, preview(d.oldVal), preview(d.newVal), c.old.fns[o].DisplayName())}
-			}
+	for _, u := range c.roUsers(d.oldRVA, uint32(d.oldSize)) {
+		if c.unchangedOld[u] {
+			return Rule{"RR-SHARED-CONST", fmt.Sprintf("read-only data %s changed (%s -> %s) but unchanged code %s also uses it", ch.Name, preview(d.oldVal), preview(d.newVal), c.old.fns[u].DisplayName())}
 		}
 	}
 	return Rule{"HP-NEW-CONST", fmt.Sprintf("read-only data %s changed (%s -> %s); the patch carries the new copy for the patched code", ch.Name, preview(d.oldVal), preview(d.newVal))}
 }
 
-func (c *comparer) unchanged(o int) bool {
-	n := c.p.o2n[o]
-	return n >= 0 && !c.compare(o, n).changed
+// roUsers returns the old functions that reference read-only data in
+// [rva, rva+size), in index order.
+func (c *comparer) roUsers(rva, size uint32) []int {
+	if c.roIndex == nil {
+		c.roIndex = map[uint32][]int{}
+		for o := range c.old.fps {
+			for _, t := range c.old.fps[o].toks {
+				if t.tk == tokROData {
+					c.roIndex[t.target] = append(c.roIndex[t.target], o)
+				}
+			}
+		}
+		for t := range c.roIndex {
+			c.roTargets = append(c.roTargets, t)
+		}
+		sort.Slice(c.roTargets, func(i, j int) bool { return c.roTargets[i] < c.roTargets[j] })
+	}
+	var out []int
+	i := sort.Search(len(c.roTargets), func(i int) bool { return c.roTargets[i] >= rva })
+	for ; i < len(c.roTargets) && c.roTargets[i] < rva+size; i++ {
+		out = append(out, c.roIndex[c.roTargets[i]]...)
+	}
+	sort.Ints(out)
+	return out
 }
 
 func showValue(b []byte) string {

@@ -20,6 +20,11 @@ type comparer struct {
 	access map[uint32]uint8
 	// oldSyms and newSyms count data symbols by name.
 	oldSyms, newSyms map[string]int
+
+	unchangedOld map[int]bool      // old functions reported unchanged
+	roIndex      map[uint32][]int  // read-only target -> old functions using it
+	roTargets    []uint32          // keys of roIndex, sorted
+	inv          map[uint32]uint32 // new data RVA -> lowest old RVA mapped to it
 }
 
 // funcDiff is the outcome of comparing one pair.
@@ -95,6 +100,12 @@ func (c *comparer) buildDataMap() {
 		}
 		c.dataMap[o] = best
 	}
+	c.inv = make(map[uint32]uint32, len(c.dataMap))
+	for o, n := range c.dataMap {
+		if cur, ok := c.inv[n]; !ok || o < cur {
+			c.inv[n] = o
+		}
+	}
 }
 
 // compareAny compares an old and a new function that need not be paired
@@ -122,6 +133,9 @@ func (c *comparer) compare(o, n int) funcDiff {
 	}
 	for i := range a.toks {
 		x, y := &a.toks[i], &b.toks[i]
+		if x.tk == tokROData && y.tk == tokROData && c.relativeTableEqual(o, n, x.target, y.target) {
+			continue
+		}
 		if why := c.sameTarget(x, y); why != "" {
 			return funcDiff{changed: true, reason: why, oldOff: x.off, newOff: y.off}
 		}
@@ -169,9 +183,9 @@ func (c *comparer) sameTarget(x, y *tok) string {
 		return fmt.Sprintf("reference at +%#x now points at %s, was %s", y.off, c.describe(c.new, y), c.describe(c.old, x))
 	}
 	switch x.tk {
-	case tokSelf:
+	case tokSelf, tokTable:
 		if x.target != y.target {
-			return fmt.Sprintf("branch at +%#x goes to +%#x, was +%#x", x.off, y.target, x.target)
+			return fmt.Sprintf("reference at +%#x goes to +%#x, was +%#x", x.off, y.target, x.target)
 		}
 	case tokFunc:
 		if c.p.o2n[x.fn] != y.fn {
@@ -212,6 +226,29 @@ func (c *comparer) sameTarget(x, y *tok) string {
 	return ""
 }
 
+// relativeTableEqual recognises a table of 32-bit offsets relative to its
+// own start that all land inside the referencing function (a jump table
+// the image model did not see): two such tables are equal when their
+// entries land at the same places of the paired functions.
+func (c *comparer) relativeTableEqual(o, n int, ot, nt uint32) bool {
+	of, nf := &c.old.fns[o], &c.new.fns[n]
+	ob, nb := c.old.f.Bytes(ot, maxObject), c.new.f.Bytes(nt, maxObject)
+	ocs, ncs := spaceOf(of), spaceOf(nf)
+	entries := 0
+	for k := 0; k+4 <= len(ob) && k+4 <= len(nb); k += 4 {
+		oa, ok1 := ocs.anchor(ot + uint32(int32(readField(ob[k:], 4))))
+		na, ok2 := ncs.anchor(nt + uint32(int32(readField(nb[k:], 4))))
+		if !ok1 && !ok2 {
+			break // end of both tables
+		}
+		if !ok1 || !ok2 || oa != na {
+			return false
+		}
+		entries++
+	}
+	return entries >= 2
+}
+
 // symbolOffsets compares data references by symbol when both images name
 // the objects: the same symbol at another offset (a field that moved) or
 // another symbol is a change the correspondence vote cannot see.
@@ -243,21 +280,46 @@ func symbolCounts(f *pe.File) map[string]int {
 }
 
 func (c *comparer) inverse(n uint32) uint32 {
-	best := uint32(0)
-	found := false
-	for o, m := range c.dataMap {
-		if m == n && (!found || o < best) {
-			best, found = o, true
-		}
-	}
-	return best
+	return c.inv[n]
 }
 
 // roEqual compares two read-only objects read by references x and y:
 // strings by contents, other objects byte by byte except pointers
 // (base-relocated fields), which must point at corresponding things.
 func (c *comparer) roEqual(x, y *tok) bool {
-	return c.objectsEqual(x.target, y.target, c.old.roContent(x.target, x.access), c.new.roContent(y.target, y.access))
+	ob, nb := c.old.roContent(x.target, x.access), c.new.roContent(y.target, y.access)
+	if x.access == 0 && c.old.goBinary && c.new.goBinary {
+		return c.pointersEqual(x.target, y.target, ob, nb)
+	}
+	return c.objectsEqual(x.target, y.target, ob, nb)
+}
+
+// pointersEqual compares only the strings and the pointers of two
+// objects. Go's read-only objects (type descriptors, itabs) hold 32-bit
+// offsets into the module's type and name sections that move with any
+// layout change, so in Go binaries an object whose address is taken is
+// compared by what it points at; loads of constants are still compared
+// byte for byte.
+func (c *comparer) pointersEqual(o, n uint32, ob, nb []byte) bool {
+	if os, ok := cString(ob); ok && len(relocsIn(c.old.f, o, uint32(len(os)))) == 0 {
+		ns, _ := cString(nb)
+		return bytes.Equal(os, ns)
+	}
+	k := min(len(ob), len(nb))
+	orl, nrl := relocsOverlapping(c.old.f, o, uint32(k)), relocsOverlapping(c.new.f, n, uint32(k))
+	if len(orl) != len(nrl) {
+		return false
+	}
+	for i := range orl {
+		if int64(orl[i].RVA)-int64(o) != int64(nrl[i].RVA)-int64(n) {
+			return false
+		}
+		w := relocWidth(orl[i])
+		if !c.correspond(pointerTarget(c.old.f, orl[i].RVA, w), pointerTarget(c.new.f, nrl[i].RVA, w)) {
+			return false
+		}
+	}
+	return true
 }
 
 // objectsEqual compares the bytes of an old and a new object.

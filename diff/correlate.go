@@ -139,32 +139,37 @@ func byRole(old, new *image, p *pairing) {
 	}
 }
 
-// byHash pairs unpaired functions whose fingerprint is unique among the
-// unpaired functions of both images.
+// byHash pairs unpaired functions by fingerprint: a fingerprint unique
+// among the unpaired functions of both images pairs them; a group of equal
+// fingerprints with as many members on both sides (wrappers, thunks,
+// compiler-generated helpers) pairs in address order, which a layout
+// shift preserves.
 func byHash(old, new *image, p *pairing) int {
-	count := func(im *image, partner []int) map[uint64]int {
-		m := map[uint64]int{}
+	groups := func(im *image, partner []int) map[uint64][]int {
+		m := map[uint64][]int{}
 		for i := range im.fps {
-			if partner[i] >= 0 {
-				continue
-			}
-			if _, ok := m[im.fps[i].shape]; ok {
-				m[im.fps[i].shape] = -1
-			} else {
-				m[im.fps[i].shape] = i
+			if partner[i] < 0 {
+				m[im.fps[i].shape] = append(m[im.fps[i].shape], i)
 			}
 		}
 		return m
 	}
-	om, nm := count(old, p.o2n), count(new, p.n2o)
+	og, ng := groups(old, p.o2n), groups(new, p.n2o)
+	keys := make([]uint64, 0, len(og))
+	for k := range og {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return og[keys[i]][0] < og[keys[j]][0] })
 	added := 0
-	for o := range old.fps {
-		if p.o2n[o] >= 0 || om[old.fps[o].shape] != o {
+	for _, k := range keys {
+		os, ns := og[k], ng[k]
+		if len(os) == 0 || len(os) != len(ns) {
 			continue
 		}
-		n, ok := nm[old.fps[o].shape]
-		if ok && n >= 0 && p.pair(o, n, MatchHash) {
-			added++
+		for i := range os { // indexes are in address order
+			if p.pair(os[i], ns[i], MatchHash) {
+				added++
+			}
 		}
 	}
 	return added

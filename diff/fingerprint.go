@@ -23,6 +23,7 @@ const (
 	tokRWData                     // writable data (compared by correspondence)
 	tokHeader                     // the image headers (__ImageBase)
 	tokUnknown                    // outside the image: compared by raw value
+	tokTable                      // one of the function's own jump tables (compared as target lists)
 )
 
 // tok is one masked reference of a function.
@@ -60,10 +61,12 @@ type image struct {
 	objects []uint32
 	// symbols are the starts of named data objects, sorted.
 	symbols []uint32
+	// goBinary is set for images built by the Go toolchain.
+	goBinary bool
 }
 
 func newImage(f *pe.File) *image {
-	im := &image{f: f, fns: f.Functions(), index: map[uint32]int{}}
+	im := &image{f: f, fns: f.Functions(), index: map[uint32]int{}, goBinary: isGo(f)}
 	for i := range im.fns {
 		im.index[im.fns[i].RVA] = i
 	}
@@ -74,6 +77,13 @@ func newImage(f *pe.File) *image {
 				seen[r.Target] = true
 				im.objects = append(im.objects, r.Target)
 			}
+		}
+	}
+	for _, r := range f.Relocs {
+		w := relocWidth(r)
+		if t := pointerTarget(f, r.RVA, w); t != 0 && !f.IsCode(t) && !seen[t] && f.Section(t) != nil {
+			seen[t] = true
+			im.objects = append(im.objects, t)
 		}
 	}
 	for _, s := range f.Symbols {
@@ -204,6 +214,10 @@ func (im *image) fingerprint(i int) fprint {
 				t.tk, t.target = tokSelf, a
 				break
 			}
+			if k := tableIndex(fn, r.Target); k >= 0 {
+				t.tk, t.target = tokTable, uint32(k)
+				break
+			}
 			im.classify(&t, r.Target)
 			if t.tk == tokUnknown {
 				t.raw = readField(fp.masked[at:], r.Width)
@@ -250,7 +264,7 @@ func (im *image) fingerprint(i int) fprint {
 		}
 		h.Write(scratch[:n])
 		h.Write([]byte(t.name))
-		if t.tk == tokROData {
+		if t.tk == tokROData && !(im.goBinary && t.access == 0) {
 			h.Write(im.roHashContent(t.target, t.access))
 		}
 	}
@@ -348,11 +362,11 @@ func (im *image) roContent(rva uint32, access uint8) []byte {
 		copy(b, im.f.Bytes(rva, int(access)))
 		return b
 	}
-	b := im.f.Bytes(rva, maxObject)
+	n := im.objectSize(rva)
+	b := im.f.Bytes(rva, n)
 	if s, ok := cString(b); ok && len(relocsIn(im.f, rva, uint32(len(s)))) == 0 {
 		return s
 	}
-	n := im.objectSize(rva)
 	// A run of pointers (vtable, function-pointer table) ends where the
 	// pointers end.
 	if run := pointerRun(im.f, rva); run > 0 && run < n {
@@ -521,3 +535,24 @@ func (im *image) before(rva uint32) int {
 }
 
 func must(v uint32, _ bool) uint32 { return v }
+
+// isGo reports whether the Go toolchain built f: its code starts with the
+// Go build ID.
+func isGo(f *pe.File) bool {
+	for _, s := range f.Sections {
+		if s.Executable() {
+			return bytes.Contains(f.Bytes(s.VirtualAddress, 256), []byte("Go build ID:"))
+		}
+	}
+	return false
+}
+
+// tableIndex returns the index of fn's jump table at rva, or -1.
+func tableIndex(fn *pe.Function, rva uint32) int {
+	for k, jt := range fn.JumpTables {
+		if jt.RVA == rva {
+			return k
+		}
+	}
+	return -1
+}
