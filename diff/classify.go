@@ -88,7 +88,8 @@ func dataRule(ch *Change, c *comparer) Rule {
 		if d.oldSize != d.newSize {
 			return Rule{"RR-DATA-LAYOUT", fmt.Sprintf("data object %s changed size from %d to %d bytes; running code and data keep the old layout", ch.Name, d.oldSize, d.newSize)}
 		}
-		return Rule{"RR-DATA-INIT", fmt.Sprintf("initial value of %s changed from %s to %s; running processes keep the value they have", ch.Name, showValue(d.oldVal), showValue(d.newVal))}
+		where, ov, nv := changedSpan(d.oldVal, d.newVal)
+		return Rule{"RR-DATA-INIT", fmt.Sprintf("initial value of %s%s changed from %s to %s; running processes keep the value they have", ch.Name, where, ov, nv)}
 	}
 	if pointsIntoCode(c.old.f, d.oldRVA, uint32(d.oldSize)) || pointsIntoCode(c.new.f, d.newRVA, uint32(d.newSize)) {
 		return Rule{"RR-SHARED-CONST", fmt.Sprintf("read-only table %s holds code pointers (a function-pointer table or vtable) and changed; running objects and copies keep pointers to the old table and entries", ch.Name)}
@@ -126,6 +127,31 @@ func (c *comparer) roUsers(rva, size uint32) []int {
 	}
 	sort.Ints(out)
 	return out
+}
+
+// changedSpan renders the part of two equal-sized values that differs:
+// whole 32-bit words as integers when at most two differ, else hex.
+func changedSpan(a, b []byte) (where, av, bv string) {
+	i, j := 0, len(a)
+	for i < j && a[i] == b[i] {
+		i++
+	}
+	for j > i && a[j-1] == b[j-1] {
+		j--
+	}
+	i &^= 3
+	j = min((j+3)&^3, len(a))
+	if i > 0 {
+		where = fmt.Sprintf("+%#x", i)
+	}
+	if j-i <= 8 && (j-i)%4 == 0 {
+		var as, bs []string
+		for k := i; k < j; k += 4 {
+			as, bs = append(as, showValue(a[k:k+4])), append(bs, showValue(b[k:k+4]))
+		}
+		return where, strings.Join(as, ", "), strings.Join(bs, ", ")
+	}
+	return where, showValue(a[i:j]), showValue(b[i:j])
 }
 
 func showValue(b []byte) string {
