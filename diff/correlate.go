@@ -270,61 +270,91 @@ func lcsPairs(old *image, oc []int, new *image, nc []int) [][2]int {
 	return out
 }
 
-// bySimilarity pairs what is left by the similarity of the masked code
-// (4-byte shingles), among candidates of similar size: new functions are
-// bucketed by log2 of their size and each old function is compared with
-// at most maxCandidates of the nearest sizes. Best scores pair first.
+// bySimilarity pairs what is left by the similarity of the masked code.
+// Each function gets a one-permutation MinHash sketch of its 4-byte
+// shingles; functions whose sketches agree on any band of a locality-
+// sensitive hash are candidates (near-linear, never all pairs); candidates
+// of similar size are scored by sketch agreement, and the best scores
+// pair first (ties by address, so the result is deterministic).
 func bySimilarity(old, new *image, p *pairing) {
-	const maxCandidates = 32
 	const threshold = 0.5
-	buckets := map[int][]int{}
+	const maxCandidates = 64
+	const maxBandMembers = 64
+	var olds, news []int
+	for o := range old.fps {
+		if p.o2n[o] < 0 {
+			olds = append(olds, o)
+		}
+	}
 	for n := range new.fps {
 		if p.n2o[n] < 0 {
-			b := bucket(new.fns[n].Size)
-			buckets[b] = append(buckets[b], n)
+			news = append(news, n)
+		}
+	}
+	if len(olds) == 0 || len(news) == 0 {
+		return
+	}
+	osk := make([]sketch, len(olds))
+	nsk := make([]sketch, len(news))
+	parallel(len(olds), func(i int) { osk[i] = newSketch(old.fps[olds[i]].masked) })
+	parallel(len(news), func(i int) { nsk[i] = newSketch(new.fps[news[i]].masked) })
+	bands := map[uint64][]int32{} // band key -> indexes into news
+	for i := range nsk {
+		for b := 0; b < sketchBands; b++ {
+			if k, ok := nsk[i].band(b); ok {
+				bands[k] = append(bands[k], int32(i))
+			}
 		}
 	}
 	type cand struct {
 		o, n  int
 		score float64
 	}
-	var cands []cand
-	sigs := map[int]map[uint32]struct{}{}
-	sig := func(im *image, i int, key int) map[uint32]struct{} {
-		if s, ok := sigs[key]; ok {
-			return s
-		}
-		s := shingles(im.fps[i].masked)
-		sigs[key] = s
-		return s
-	}
-	for o := range old.fps {
-		if p.o2n[o] >= 0 {
-			continue
-		}
-		b := bucket(old.fns[o].Size)
-		var pool []int
-		for d := -1; d <= 1; d++ {
-			pool = append(pool, buckets[b+d]...)
-		}
-		sz := int64(old.fns[o].Size)
-		sort.Slice(pool, func(i, j int) bool {
-			di, dj := abs64(int64(new.fns[pool[i]].Size)-sz), abs64(int64(new.fns[pool[j]].Size)-sz)
-			if di != dj {
-				return di < dj
+	results := make([][]cand, len(olds))
+	parallel(len(olds), func(i int) {
+		seen := map[int32]bool{}
+		var pool []int32
+		for b := 0; b < sketchBands; b++ {
+			k, ok := osk[i].band(b)
+			if !ok {
+				continue
 			}
-			return pool[i] < pool[j]
+			members := bands[k]
+			if len(members) > maxBandMembers {
+				continue // a band shared by too many functions says nothing
+			}
+			for _, j := range members {
+				if !seen[j] {
+					seen[j] = true
+					pool = append(pool, j)
+				}
+			}
+		}
+		o := olds[i]
+		sz := int64(old.fns[o].Size)
+		sort.Slice(pool, func(a, b int) bool {
+			da, db := abs64(int64(new.fns[news[pool[a]]].Size)-sz), abs64(int64(new.fns[news[pool[b]]].Size)-sz)
+			if da != db {
+				return da < db
+			}
+			return pool[a] < pool[b]
 		})
 		if len(pool) > maxCandidates {
 			pool = pool[:maxCandidates]
 		}
-		so := sig(old, o, -1-o)
-		for _, n := range pool {
-			s := jaccard(so, sig(new, n, n))
-			if s >= threshold {
-				cands = append(cands, cand{o, n, s})
+		for _, j := range pool {
+			n := news[j]
+			if !sizeClose(old, o, new, n) {
+				continue
+			}
+			if s := osk[i].similarity(&nsk[j]); s >= threshold {
+				results[i] = append(results[i], cand{o, n, s})
 			}
 		}
+	})
+	var cands []cand
+	for _, r := range results {
+		cands = append(cands, r...)
 	}
 	sort.Slice(cands, func(i, j int) bool {
 		if cands[i].score != cands[j].score {
@@ -340,6 +370,66 @@ func bySimilarity(old, new *image, p *pairing) {
 			p.sim[c.o] = c.score
 		}
 	}
+}
+
+const (
+	sketchBins  = 32
+	sketchBands = 16 // of sketchBins/sketchBands bins each
+	emptyBin    = ^uint32(0)
+)
+
+// sketch is a one-permutation MinHash of a byte string's 4-byte shingles.
+type sketch [sketchBins]uint32
+
+func newSketch(b []byte) sketch {
+	var s sketch
+	for i := range s {
+		s[i] = emptyBin
+	}
+	for i := 0; i+4 <= len(b); i++ {
+		x := uint64(b[i]) | uint64(b[i+1])<<8 | uint64(b[i+2])<<16 | uint64(b[i+3])<<24
+		x *= 0x9e3779b97f4a7c15
+		x ^= x >> 29
+		x *= 0xbf58476d1ce4e5b9
+		x ^= x >> 32
+		bin := x % sketchBins
+		v := uint32(x >> 32)
+		if v < s[bin] {
+			s[bin] = v
+		}
+	}
+	return s
+}
+
+// band returns the LSH key of band b, and false when a bin is empty.
+func (s *sketch) band(b int) (uint64, bool) {
+	const w = sketchBins / sketchBands
+	k := uint64(b) * 0x100000001b3
+	for i := b * w; i < (b+1)*w; i++ {
+		if s[i] == emptyBin {
+			return 0, false
+		}
+		k = (k ^ uint64(s[i])) * 0x100000001b3
+	}
+	return k, true
+}
+
+// similarity estimates the Jaccard similarity of the shingle sets.
+func (s *sketch) similarity(t *sketch) float64 {
+	same, used := 0, 0
+	for i := range s {
+		if s[i] == emptyBin && t[i] == emptyBin {
+			continue
+		}
+		used++
+		if s[i] == t[i] {
+			same++
+		}
+	}
+	if used == 0 {
+		return 1
+	}
+	return float64(same) / float64(used)
 }
 
 func bucket(size uint32) int { return bits.Len32(size) }

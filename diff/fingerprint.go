@@ -264,7 +264,7 @@ func (im *image) fingerprint(i int) fprint {
 		}
 		h.Write(scratch[:n])
 		h.Write([]byte(t.name))
-		if t.tk == tokROData && !(im.goBinary && t.access == 0) {
+		if t.tk == tokROData {
 			h.Write(im.roHashContent(t.target, t.access))
 		}
 	}
@@ -453,6 +453,14 @@ func (im *image) object(rva uint32) []byte {
 
 // roHashContent is roContent with pointer fields zeroed, for hashing.
 func (im *image) roHashContent(rva uint32, access uint8) []byte {
+	if access == 0 {
+		// Address-taken objects: only strings are hashed; other bytes
+		// may hold layout-dependent offsets (the comparison decides).
+		if s, ok := cString(im.f.Bytes(rva, im.objectSize(rva))); ok {
+			return s
+		}
+		return nil
+	}
 	b := append([]byte(nil), im.roContent(rva, access)...)
 	for _, r := range relocsOverlapping(im.f, rva, uint32(len(b))) {
 		maskReloc(b, rva, r)
