@@ -216,7 +216,7 @@ func entryOnlyFunctions(im *image) map[int]bool {
 	for i := range im.fps {
 		for _, t := range im.fps[i].toks {
 			if t.tk == tokFunc && t.kind != pe.RefCall && t.kind != pe.RefBranch32 && t.kind != pe.RefBranch8 {
-				other = append(other, t.fn)
+				other = append(other, int(t.fn))
 			}
 		}
 	}

@@ -188,16 +188,16 @@ func (c *comparer) sameTarget(x, y *tok) string {
 			return fmt.Sprintf("reference at +%#x goes to +%#x, was +%#x", x.off, y.target, x.target)
 		}
 	case tokFunc:
-		if c.p.o2n[x.fn] != y.fn {
+		if c.p.o2n[x.fn] != int(y.fn) {
 			return fmt.Sprintf("reference at +%#x now goes to %s, was %s", x.off, c.describe(c.new, y), c.describe(c.old, x))
 		}
 	case tokCode:
-		if c.p.o2n[x.fn] != y.fn || x.sub != y.sub {
+		if c.p.o2n[x.fn] != int(y.fn) || x.sub != y.sub {
 			return fmt.Sprintf("reference at +%#x now goes to %s, was %s", x.off, c.describe(c.new, y), c.describe(c.old, x))
 		}
 	case tokImport:
-		if !strings.EqualFold(x.name, y.name) {
-			return fmt.Sprintf("import at +%#x is %s, was %s", x.off, y.name, x.name)
+		if xn, yn := c.old.tokName(x), c.new.tokName(y); !strings.EqualFold(xn, yn) {
+			return fmt.Sprintf("import at +%#x is %s, was %s", x.off, yn, xn)
 		}
 	case tokROData:
 		if why := c.symbolOffsets(x, y); why != "" {
@@ -219,8 +219,8 @@ func (c *comparer) sameTarget(x, y *tok) string {
 				c.describe(c.new, y), c.describe(c.old, &tok{tk: tokRWData, target: c.inverse(y.target)}), c.describe(c.old, x))
 		}
 	case tokUnknown:
-		if x.raw != y.raw {
-			return fmt.Sprintf("address at +%#x is %#x, was %#x", x.off, y.raw, x.raw)
+		if x.raw() != y.raw() {
+			return fmt.Sprintf("address at +%#x is %#x, was %#x", x.off, y.raw(), x.raw())
 		}
 	}
 	return ""
@@ -445,9 +445,9 @@ func (c *comparer) describe(im *image, t *tok) string {
 	case tokCode:
 		return fmt.Sprintf("%s+%#x", im.fns[t.fn].DisplayName(), t.sub)
 	case tokImport:
-		return t.name
+		return im.tokName(t)
 	case tokUnknown:
-		return fmt.Sprintf("%#x", t.raw)
+		return fmt.Sprintf("%#x", t.raw())
 	}
 	return im.f.Resolve(t.target).String()
 }

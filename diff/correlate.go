@@ -197,7 +197,7 @@ func byCallgraph(old, new *image, p *pairing) int {
 				// with another new function, and the new callee is unpaired
 				// and alike: a folded body that the new build split.
 				if on := p.o2n[oc[k]]; on >= 0 && on != nc[k] && p.n2o[nc[k]] < 0 && repeated(oc, oc[k]) &&
-					jaccard(shingles(old.fps[oc[k]].masked), shingles(new.fps[nc[k]].masked)) >= 0.5 {
+					similarity(&old.fps[oc[k]], &new.fps[nc[k]]) >= 0.5 {
 					p.n2o[nc[k]] = oc[k]
 					p.splits = append(p.splits, [2]int{oc[k], nc[k]})
 					added++
@@ -439,30 +439,4 @@ func abs64(v int64) int64 {
 		return -v
 	}
 	return v
-}
-
-const maxShingles = 4096
-
-func shingles(b []byte) map[uint32]struct{} {
-	m := make(map[uint32]struct{}, min(len(b), maxShingles))
-	for i := 0; i+4 <= len(b) && len(m) < maxShingles; i++ {
-		m[uint32(b[i])|uint32(b[i+1])<<8|uint32(b[i+2])<<16|uint32(b[i+3])<<24] = struct{}{}
-	}
-	return m
-}
-
-func jaccard(a, b map[uint32]struct{}) float64 {
-	if len(a) == 0 && len(b) == 0 {
-		return 1
-	}
-	if len(a) > len(b) {
-		a, b = b, a
-	}
-	inter := 0
-	for k := range a {
-		if _, ok := b[k]; ok {
-			inter++
-		}
-	}
-	return float64(inter) / float64(len(a)+len(b)-inter)
 }

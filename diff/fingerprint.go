@@ -26,18 +26,34 @@ const (
 	tokTable                      // one of the function's own jump tables (compared as target lists)
 )
 
-// tok is one masked reference of a function.
+// tok is one masked reference of a function. It is kept small (20 bytes):
+// big images have millions.
 type tok struct {
 	off    uint32 // code-space offset of the field
+	target uint32 // RVA of the target (tokFunc/tokCode/data/header/import), anchor for tokSelf, index for tokTable; low half of the raw value for tokUnknown
+	sub    uint32 // anchor inside the target function for tokCode; high half of the raw value for tokUnknown
+	fn     int32  // index of the target function for tokFunc/tokCode, -1 otherwise
 	width  uint8
 	kind   pe.RefKind
 	tk     tokKind
-	target uint32 // RVA of the target (tokFunc/tokCode/data/header), code-space offset for tokSelf
-	fn     int    // index of the target function for tokFunc/tokCode, -1 otherwise
-	sub    uint32 // offset inside the target function for tokCode
-	name   string // import "dll!name"; function name for named tokFunc targets
-	raw    uint64 // raw field value for tokUnknown
-	access uint8  // bytes accessed at target (0: address only)
+	access uint8 // bytes accessed at target (0: address only)
+}
+
+// raw returns the field value of a tokUnknown.
+func (t *tok) raw() uint64 { return uint64(t.target) | uint64(t.sub)<<32 }
+
+// name returns the layout-independent name of the target: "dll!name" for
+// imports, the function's name for functions.
+func (im *image) tokName(t *tok) string {
+	switch t.tk {
+	case tokImport:
+		if s, ok := im.f.ImportAt(t.target); ok {
+			return s.String()
+		}
+	case tokFunc, tokCode:
+		return im.fns[t.fn].Name
+	}
+	return ""
 }
 
 // fprint is the layout-independent form of one function.
@@ -220,7 +236,8 @@ func (im *image) fingerprint(i int) fprint {
 			}
 			im.classify(&t, r.Target)
 			if t.tk == tokUnknown {
-				t.raw = readField(fp.masked[at:], r.Width)
+				v := readField(fp.masked[at:], r.Width)
+				t.target, t.sub = uint32(v), uint32(v>>32)
 			}
 		}
 		for k := uint32(0); k < uint32(r.Width); k++ {
@@ -228,9 +245,9 @@ func (im *image) fingerprint(i int) fprint {
 		}
 		fp.toks = append(fp.toks, t)
 		if t.tk == tokFunc && r.Kind == pe.RefCall {
-			fp.calls = append(fp.calls, t.fn)
+			fp.calls = append(fp.calls, int(t.fn))
 		} else if t.tk == tokFunc && (r.Kind == pe.RefBranch32 || r.Kind == pe.RefBranch8) {
-			fp.jumps = append(fp.jumps, t.fn)
+			fp.jumps = append(fp.jumps, int(t.fn))
 		}
 	}
 	for _, jt := range fn.JumpTables {
@@ -259,11 +276,11 @@ func (im *image) fingerprint(i int) fprint {
 			binary.LittleEndian.PutUint32(scratch[6:], t.target)
 			n = 10
 		case tokUnknown:
-			binary.LittleEndian.PutUint64(scratch[6:], t.raw)
+			binary.LittleEndian.PutUint64(scratch[6:], t.raw())
 			n = 14
 		}
 		h.Write(scratch[:n])
-		h.Write([]byte(t.name))
+		h.Write([]byte(im.tokName(&t)))
 		if t.tk == tokROData {
 			h.Write(im.roHashContent(t.target, t.access))
 		}
@@ -294,13 +311,12 @@ func readField(b []byte, w uint8) uint64 {
 // classify fills in what a reference target is in im.
 func (im *image) classify(t *tok, rva uint32) {
 	f := im.f
-	if slot, ok := f.ImportAt(rva); ok {
-		t.tk, t.name, t.target = tokImport, slot.String(), rva
+	if _, ok := f.ImportAt(rva); ok {
+		t.tk, t.target = tokImport, rva
 		return
 	}
 	if j, ok := im.index[rva]; ok {
-		t.tk, t.fn, t.target = tokFunc, j, rva
-		t.name = im.fns[j].Name
+		t.tk, t.fn, t.target = tokFunc, int32(j), rva
 		return
 	}
 	tg := f.Resolve(rva)
@@ -311,15 +327,13 @@ func (im *image) classify(t *tok, rva uint32) {
 			j := im.index[tg.Function.RVA]
 			cs := spaceOf(&im.fns[j])
 			a, _ := cs.anchor(rva)
-			t.tk, t.fn, t.sub = tokCode, j, a
-			t.name = tg.Function.Name
+			t.tk, t.fn, t.sub = tokCode, int32(j), a
 			return
 		}
 		// Code no function covers (landing pads, constructor lists):
 		// anchored to the nearest function before it.
 		if j := im.before(rva); j >= 0 {
-			t.tk, t.fn, t.sub = tokCode, j, rva-im.fns[j].RVA
-			t.name = im.fns[j].Name
+			t.tk, t.fn, t.sub = tokCode, int32(j), rva-im.fns[j].RVA
 			return
 		}
 		t.tk = tokRWData

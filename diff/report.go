@@ -199,9 +199,11 @@ func prefixed(p string, ws []string) []string {
 	return out
 }
 
-// similarity of two changed functions: shingle Jaccard of their code.
+// similarity of two changed functions: estimated Jaccard similarity of
+// their code's shingles, rounded to 3 digits.
 func similarity(a, b *fprint) float64 {
-	s := jaccard(shingles(a.masked), shingles(b.masked))
+	sa, sb := newSketch(a.masked), newSketch(b.masked)
+	s := sa.similarity(&sb)
 	return float64(int(s*1000+0.5)) / 1000
 }
 
