@@ -298,13 +298,33 @@ func bySimilarity(old, new *image, p *pairing) {
 	nsk := make([]sketch, len(news))
 	parallel(len(olds), func(i int) { osk[i] = newSketch(old.fps[olds[i]].masked) })
 	parallel(len(news), func(i int) { nsk[i] = newSketch(new.fps[news[i]].masked) })
-	bands := map[uint64][]int32{} // band key -> indexes into news
+	// Band keys of the new functions, sorted, so that the members of a
+	// band are a run (a map of slices would be several times larger).
+	type entry struct {
+		key uint64
+		idx int32
+	}
+	var bands []entry
 	for i := range nsk {
 		for b := 0; b < sketchBands; b++ {
 			if k, ok := nsk[i].band(b); ok {
-				bands[k] = append(bands[k], int32(i))
+				bands = append(bands, entry{k, int32(i)})
 			}
 		}
+	}
+	sort.Slice(bands, func(i, j int) bool {
+		if bands[i].key != bands[j].key {
+			return bands[i].key < bands[j].key
+		}
+		return bands[i].idx < bands[j].idx
+	})
+	members := func(k uint64) []entry {
+		lo := sort.Search(len(bands), func(i int) bool { return bands[i].key >= k })
+		hi := lo
+		for hi < len(bands) && bands[hi].key == k {
+			hi++
+		}
+		return bands[lo:hi]
 	}
 	type cand struct {
 		o, n  int
@@ -319,14 +339,14 @@ func bySimilarity(old, new *image, p *pairing) {
 			if !ok {
 				continue
 			}
-			members := bands[k]
-			if len(members) > maxBandMembers {
+			ms := members(k)
+			if len(ms) > maxBandMembers {
 				continue // a band shared by too many functions says nothing
 			}
-			for _, j := range members {
-				if !seen[j] {
-					seen[j] = true
-					pool = append(pool, j)
+			for _, m := range ms {
+				if !seen[m.idx] {
+					seen[m.idx] = true
+					pool = append(pool, m.idx)
 				}
 			}
 		}

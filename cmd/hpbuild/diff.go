@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/hpbuild/hpbuild/diff"
 	"github.com/hpbuild/hpbuild/pe"
@@ -78,13 +79,23 @@ func diffOptionsFrom(c *cli.Context) (diffOptions, error) {
 // When the --fail-on condition is met it returns a *failOnError after
 // printing the whole report.
 func runDiff(opts diffOptions, stdout io.Writer) error {
-	oldF, err := pe.Open(opts.Old)
-	if err != nil {
-		return err
+	// Both images are modelled at once: each Open uses the cores for its
+	// own decoding too, but the sequential parts overlap.
+	var oldF, newF *pe.File
+	var oldErr, newErr error
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		newF, newErr = pe.Open(opts.New)
+	}()
+	oldF, oldErr = pe.Open(opts.Old)
+	wg.Wait()
+	if oldErr != nil {
+		return oldErr
 	}
-	newF, err := pe.Open(opts.New)
-	if err != nil {
-		return err
+	if newErr != nil {
+		return newErr
 	}
 	r := diff.Compare(oldF, newF)
 	if opts.Format == "json" {

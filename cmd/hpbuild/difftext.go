@@ -34,6 +34,9 @@ func (p palette) c(code, s string) string {
 	return "\x1b[" + code + "m" + s + "\x1b[0m"
 }
 
+// maxSideBySide bounds the disassembly shown in text reports.
+const maxSideBySide = 100
+
 // writeDiffText renders a diff report for people: summary first, then
 // changed, added and removed functions, the first differing instructions
 // of each changed function side by side, and the other changes.
@@ -45,6 +48,7 @@ func writeDiffText(w io.Writer, r *diff.Report, oldF, newF *pe.File, all bool, c
 	fmt.Fprintf(&b, "verdict: %s\n", p.c("1;"+verdictColor[r.Verdict], r.Verdict))
 	fmt.Fprintf(&b, "functions: %d changed, %d added, %d removed, %d unchanged (old %d, new %d)\n",
 		r.Counts[diff.Changed], r.Counts[diff.Added], r.Counts[diff.Removed], r.Counts[diff.Unchanged], r.Old.Functions, r.New.Functions)
+	listed := 0
 	section := func(title string, st diff.Status, code string) {
 		var rows []diff.Function
 		for _, f := range r.Functions {
@@ -62,7 +66,12 @@ func writeDiffText(w io.Writer, r *diff.Report, oldF, newF *pe.File, all bool, c
 				fmt.Fprintf(&b, "      %s: %s\n", rule.ID, rule.Message)
 			}
 			if st == diff.Changed {
-				sideBySide(&b, &f, oldF, newF, p)
+				if listed < maxSideBySide {
+					sideBySide(&b, &f, oldF, newF, p)
+				} else if listed == maxSideBySide {
+					fmt.Fprintf(&b, "      (instructions are shown for the first %d changed functions; --format json lists every reason)\n", maxSideBySide)
+				}
+				listed++
 			}
 		}
 	}
