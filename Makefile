@@ -8,7 +8,7 @@ FUZZTIME ?= 5s
 # them (the same default as fetch.sh).
 CORPUS_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/hpbuild-corpus
 
-.PHONY: all build test fuzz bench testdata lint corpus corpus-test clean
+.PHONY: all build test fuzz bench testdata lint corpus corpus-test clean bench-go bench-corpus
 
 all: build
 
@@ -33,7 +33,9 @@ fuzz:
 		$(GO) test -run='^$$' -fuzz="^$$name$$" -fuzztime=$(FUZZTIME) $$pkg; \
 	done
 
-bench:
+bench: bench-go bench-corpus
+
+bench-go:
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
 
 testdata:
@@ -51,3 +53,7 @@ corpus-test:
 
 clean:
 	rm -rf bin
+
+# Whole-command timings on the real pairs (needs make corpus, bsdiff, GNU time).
+bench-corpus:
+	scripts/bench-corpus.sh

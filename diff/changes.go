@@ -205,7 +205,7 @@ func imageChanges(o, n *pe.File, c *comparer) []Change {
 	}
 	out = append(out, exportChanges(o, n, c)...)
 	out = append(out, importChanges(o, n)...)
-	out = append(out, tlsChanges(o, n)...)
+	out = append(out, tlsChanges(o, n, c)...)
 	return out
 }
 
@@ -328,7 +328,7 @@ func importChanges(o, n *pe.File) []Change {
 	return out
 }
 
-func tlsChanges(o, n *pe.File) []Change {
+func tlsChanges(o, n *pe.File, c *comparer) []Change {
 	var out []Change
 	ot, nt := o.TLS, n.TLS
 	switch {
@@ -343,7 +343,9 @@ func tlsChanges(o, n *pe.File) []Change {
 	} else if osz > 0 && osz < 1<<20 {
 		or, _ := tlsRVA(o, ot.StartAddressOfRawData)
 		nr, _ := tlsRVA(n, nt.StartAddressOfRawData)
-		if !bytes.Equal(o.Bytes(or, int(osz)), n.Bytes(nr, int(nsz))) {
+		ob, nb := o.Bytes(or, int(osz)), n.Bytes(nr, int(nsz))
+		// The template may hold pointers, which move with the layout.
+		if !bytes.Equal(ob, nb) && !(len(ob) == len(nb) && c.objectsEqual(or, nr, ob, nb)) {
 			out = append(out, Change{Kind: KindTLS, Name: "TLS template", Rules: []Rule{{"RR-TLS", "TLS template contents changed; existing threads keep their copies"}}})
 		}
 	}

@@ -1,0 +1,77 @@
+package diff
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/hpbuild/hpbuild/pe"
+)
+
+func corpusPair(t *testing.T, pair string) (*pe.File, *pe.File) {
+	t.Helper()
+	dir := os.Getenv("HPBUILD_CORPUS")
+	if dir == "" {
+		home, _ := os.UserHomeDir()
+		dir = filepath.Join(home, ".cache", "hpbuild-corpus")
+	}
+	old, _ := filepath.Glob(filepath.Join(dir, pair, "old.*"))
+	new, _ := filepath.Glob(filepath.Join(dir, pair, "new.*"))
+	if len(old) != 1 || len(new) != 1 {
+		t.Skipf("corpus pair %s not fetched (make corpus)", pair)
+	}
+	o, err := pe.Open(old[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := pe.Open(new[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o, n
+}
+
+// TestCorpusControlPairIdentical: msgpackr-x64 is a rebuild with no code
+// change (31 bytes differ: timestamps, PDB GUID): 0 changed functions.
+func TestCorpusControlPairIdentical(t *testing.T) {
+	o, n := corpusPair(t, "msgpackr-x64")
+	r := Compare(o, n)
+	if r.Counts[Changed]+r.Counts[Added]+r.Counts[Removed] != 0 || r.Verdict != VerdictIdentical {
+		t.Fatalf("control pair: verdict %s, counts %v, want identical with every function unchanged", r.Verdict, r.Counts)
+	}
+	for _, ch := range r.Changes {
+		if ch.Verdict != VerdictNeutral {
+			t.Errorf("control pair: non-neutral change %s %s %v", ch.Kind, ch.Name, ch.Rules)
+		}
+	}
+}
+
+// TestCorpusPairsComplete diffs every real x86/x64 pair and logs the
+// verdict, the counts and the most frequent rules.
+func TestCorpusPairsComplete(t *testing.T) {
+	for _, pair := range []string{"bufferutil-x64", "utf8validate-x86", "rollup-x64-gnu", "esbuild-x64", "biome-x64"} {
+		t.Run(pair, func(t *testing.T) {
+			if testing.Short() && pair == "biome-x64" {
+				t.Skip("large pair skipped in -short mode")
+			}
+			o, n := corpusPair(t, pair)
+			r := Compare(o, n)
+			rules := map[string]int{}
+			for _, f := range r.Functions {
+				for _, ru := range f.Rules {
+					rules[ru.ID]++
+				}
+			}
+			for _, c := range r.Changes {
+				for _, ru := range c.Rules {
+					rules[ru.ID]++
+				}
+			}
+			t.Logf("%s: verdict %s, %d changed, %d added, %d removed, %d unchanged; rules %v",
+				pair, r.Verdict, r.Counts[Changed], r.Counts[Added], r.Counts[Removed], r.Counts[Unchanged], rules)
+			if len(r.Functions) < len(o.Functions()) {
+				t.Errorf("report lists %d functions, old image has %d", len(r.Functions), len(o.Functions()))
+			}
+		})
+	}
+}
