@@ -12,11 +12,7 @@ import (
 // compared) on real pairs of ../shared/corpus; compare with
 // pe.BenchmarkDecodeFloor and scripts/bench-corpus.sh (bsdiff, RSS).
 func BenchmarkDiff(b *testing.B) {
-	dir := os.Getenv("HPBUILD_CORPUS")
-	if dir == "" {
-		home, _ := os.UserHomeDir()
-		dir = filepath.Join(home, ".cache", "hpbuild-corpus")
-	}
+	dir := corpusDir()
 	for _, pair := range []string{"msgpackr-x64", "rollup-x64-gnu", "esbuild-x64", "biome-x64"} {
 		b.Run(pair, func(b *testing.B) {
 			old, _ := filepath.Glob(filepath.Join(dir, pair, "old.*"))

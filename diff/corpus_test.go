@@ -8,13 +8,18 @@ import (
 	"github.com/hpbuild/hpbuild/pe"
 )
 
+// corpusDir is where ../shared/corpus/fetch.sh puts the real pairs.
+func corpusDir() string {
+	if dir := os.Getenv("HPBUILD_CORPUS"); dir != "" {
+		return dir
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".cache", "hpbuild-corpus")
+}
+
 func corpusPair(t *testing.T, pair string) (*pe.File, *pe.File) {
 	t.Helper()
-	dir := os.Getenv("HPBUILD_CORPUS")
-	if dir == "" {
-		home, _ := os.UserHomeDir()
-		dir = filepath.Join(home, ".cache", "hpbuild-corpus")
-	}
+	dir := corpusDir()
 	old, _ := filepath.Glob(filepath.Join(dir, pair, "old.*"))
 	new, _ := filepath.Glob(filepath.Join(dir, pair, "new.*"))
 	if len(old) != 1 || len(new) != 1 {

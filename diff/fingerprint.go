@@ -4,10 +4,9 @@ import (
 	"bytes"
 	"encoding/binary"
 	"hash/fnv"
-	"runtime"
 	"sort"
-	"sync"
 
+	"github.com/hpbuild/hpbuild/internal/par"
 	"github.com/hpbuild/hpbuild/pe"
 )
 
@@ -122,38 +121,7 @@ func newImage(f *pe.File) *image {
 
 // parallel runs fn(0..n-1) on all cores; results must be written to
 // distinct slots so that the outcome does not depend on scheduling.
-func parallel(n int, fn func(i int)) {
-	workers := runtime.GOMAXPROCS(0)
-	if n < 256 || workers == 1 {
-		for i := 0; i < n; i++ {
-			fn(i)
-		}
-		return
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	next := 0
-	const chunk = 64
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				mu.Lock()
-				i := next
-				next += chunk
-				mu.Unlock()
-				if i >= n {
-					return
-				}
-				for j := i; j < i+chunk && j < n; j++ {
-					fn(j)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-}
+func parallel(n int, fn func(i int)) { par.ForEach(n, 64, 256, fn) }
 
 // codeSpace maps RVAs of a function's parts to offsets in its code space.
 type codeSpace struct {

@@ -2,12 +2,11 @@ package pe
 
 import (
 	"fmt"
-	"runtime"
 	"sort"
 	"strings"
-	"sync"
 
 	"github.com/hpbuild/hpbuild/disasm"
+	"github.com/hpbuild/hpbuild/internal/par"
 	"golang.org/x/arch/x86/x86asm"
 )
 
@@ -528,32 +527,7 @@ func (b *functionBuilder) analyzeAll(todo []uint32, bounds []uint32) []*analysis
 	for i, s := range todo {
 		limits[i] = b.limitFor(s, nextAfter(bounds, s))
 	}
-	workers := runtime.GOMAXPROCS(0)
-	if len(todo) < 64 {
-		workers = 1
-	}
-	var wg sync.WaitGroup
-	var next int
-	var mu sync.Mutex
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				mu.Lock()
-				i := next
-				next += 16
-				mu.Unlock()
-				if i >= len(todo) {
-					return
-				}
-				for j := i; j < i+16 && j < len(todo); j++ {
-					out[j] = b.analyze(todo[j], limits[j])
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	par.ForEach(len(todo), 16, 64, func(j int) { out[j] = b.analyze(todo[j], limits[j]) })
 	return out
 }
 
