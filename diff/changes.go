@@ -119,14 +119,14 @@ func (c *comparer) compareObject(name string, o, n uint32, sized bool) (Change, 
 		if c.objectsEqual(o, n, ob, nb) {
 			return Change{}, false
 		}
-		if s, ok := cString(ob); ok {
-			ob = s
-			if s2, ok := cString(nb); ok {
-				nb = s2
-			}
+		os, ok1 := cString(ob)
+		ns, ok2 := cString(nb)
+		if ok1 && ok2 {
+			ob, nb = os, ns // strings are shown whole
+		} else {
+			k := min(len(ob), len(nb))
+			ob, nb = ob[:k], nb[:k]
 		}
-		k := min(len(ob), len(nb))
-		ob, nb = ob[:k], nb[:k]
 	}
 	return Change{Kind: KindData, Name: name, Rules: []Rule{}, data: &dataChange{
 		writable: os.Writable(), oldSize: len(ob), newSize: len(nb), oldVal: ob, newVal: nb, oldRVA: o, newRVA: n,

@@ -189,6 +189,9 @@ func sideBySide(b *strings.Builder, f *diff.Function, oldF, newF *pe.File, p pal
 		if ni+k < len(nl.texts) {
 			nt = fmt.Sprintf("+%04x %s", nl.offs[ni+k], nl.texts[ni+k])
 		}
+		if ot == "" && nt == "" {
+			break
+		}
 		mark := " "
 		if stripOff(ot) != stripOff(nt) {
 			mark = p.c("33", "|")
