@@ -2,6 +2,7 @@ package diff
 
 import (
 	"math/bits"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -278,8 +279,9 @@ func lcsPairs(old *image, oc []int, new *image, nc []int) [][2]int {
 // pair first (ties by address, so the result is deterministic).
 func bySimilarity(old, new *image, p *pairing) {
 	const threshold = 0.5
-	const maxCandidates = 64
-	const maxBandMembers = 64
+	const maxCandidates = 128
+	const maxBandMembers = 256
+	const keepPerFunction = 32
 	var olds, news []int
 	for o := range old.fps {
 		if p.o2n[o] < 0 {
@@ -318,22 +320,50 @@ func bySimilarity(old, new *image, p *pairing) {
 		}
 		return bands[i].idx < bands[j].idx
 	})
-	members := func(k uint64) []entry {
-		lo := sort.Search(len(bands), func(i int) bool { return bands[i].key >= k })
-		hi := lo
-		for hi < len(bands) && bands[hi].key == k {
-			hi++
+	// Runs of equal keys: keys[r] starts at runStart[r].
+	var keys []uint64
+	var runStart []int
+	for i, e := range bands {
+		if i == 0 || e.key != bands[i-1].key {
+			keys = append(keys, e.key)
+			runStart = append(runStart, i)
 		}
-		return bands[lo:hi]
+	}
+	runStart = append(runStart, len(bands))
+	members := func(k uint64) []entry {
+		r, found := slices.BinarySearch(keys, k)
+		if !found {
+			return nil
+		}
+		return bands[runStart[r]:runStart[r+1]]
 	}
 	type cand struct {
 		o, n  int
 		score float64
+		drift float64 // distance of relative positions in the two images
+	}
+	drift := func(o, n int) float64 {
+		d := float64(o)/float64(len(old.fns)) - float64(n)/float64(len(new.fns))
+		if d < 0 {
+			d = -d
+		}
+		return d
+	}
+	better := func(a, b cand) bool {
+		if a.score != b.score {
+			return a.score > b.score
+		}
+		if a.drift != b.drift {
+			return a.drift < b.drift
+		}
+		if a.o != b.o {
+			return a.o < b.o
+		}
+		return a.n < b.n
 	}
 	results := make([][]cand, len(olds))
 	parallel(len(olds), func(i int) {
-		seen := map[int32]bool{}
-		var pool []int32
+		pool := make([]int32, 0, 256)
 		for b := 0; b < sketchBands; b++ {
 			k, ok := osk[i].band(b)
 			if !ok {
@@ -344,20 +374,22 @@ func bySimilarity(old, new *image, p *pairing) {
 				continue // a band shared by too many functions says nothing
 			}
 			for _, m := range ms {
-				if !seen[m.idx] {
-					seen[m.idx] = true
-					pool = append(pool, m.idx)
-				}
+				pool = append(pool, m.idx)
 			}
 		}
+		slices.Sort(pool)
+		pool = dedupInt32(pool)
 		o := olds[i]
 		sz := int64(old.fns[o].Size)
-		sort.Slice(pool, func(a, b int) bool {
-			da, db := abs64(int64(new.fns[news[pool[a]]].Size)-sz), abs64(int64(new.fns[news[pool[b]]].Size)-sz)
+		slices.SortFunc(pool, func(a, b int32) int {
+			da, db := abs64(int64(new.fns[news[a]].Size)-sz), abs64(int64(new.fns[news[b]].Size)-sz)
 			if da != db {
-				return da < db
+				if da < db {
+					return -1
+				}
+				return 1
 			}
-			return pool[a] < pool[b]
+			return int(a) - int(b)
 		})
 		if len(pool) > maxCandidates {
 			pool = pool[:maxCandidates]
@@ -368,23 +400,21 @@ func bySimilarity(old, new *image, p *pairing) {
 				continue
 			}
 			if s := osk[i].similarity(&nsk[j]); s >= threshold {
-				results[i] = append(results[i], cand{o, n, s})
+				results[i] = append(results[i], cand{o, n, s, drift(o, n)})
 			}
+		}
+		// Only the best few per function can win the greedy pairing
+		// below; keeping all would cost memory on large images.
+		sort.Slice(results[i], func(a, b int) bool { return better(results[i][a], results[i][b]) })
+		if len(results[i]) > keepPerFunction {
+			results[i] = results[i][:keepPerFunction:keepPerFunction]
 		}
 	})
 	var cands []cand
 	for _, r := range results {
 		cands = append(cands, r...)
 	}
-	sort.Slice(cands, func(i, j int) bool {
-		if cands[i].score != cands[j].score {
-			return cands[i].score > cands[j].score
-		}
-		if cands[i].o != cands[j].o {
-			return cands[i].o < cands[j].o
-		}
-		return cands[i].n < cands[j].n
-	})
+	sort.Slice(cands, func(i, j int) bool { return better(cands[i], cands[j]) })
 	for _, c := range cands {
 		if p.pair(c.o, c.n, MatchSimilarity) {
 			p.sim[c.o] = c.score
@@ -418,7 +448,38 @@ func newSketch(b []byte) sketch {
 			s[bin] = v
 		}
 	}
+	s.densify()
 	return s
+}
+
+// densify fills the empty bins of a short function's sketch from the next
+// non-empty bin (rotation densification), so that small functions have
+// bands too and sketches of equal shingle sets stay equal.
+func (s *sketch) densify() {
+	first := -1
+	for i := range s {
+		if s[i] != emptyBin {
+			first = i
+			break
+		}
+	}
+	if first < 0 {
+		return
+	}
+	var out sketch
+	for i := range s {
+		if s[i] != emptyBin {
+			out[i] = s[i]
+			continue
+		}
+		for d := 1; d < sketchBins; d++ {
+			if v := s[(i+d)%sketchBins]; v != emptyBin {
+				out[i] = v ^ uint32(d)*0x9e3779b1
+				break
+			}
+		}
+	}
+	*s = out
 }
 
 // band returns the LSH key of band b, and false when a bin is empty.
@@ -450,6 +511,16 @@ func (s *sketch) similarity(t *sketch) float64 {
 		return 1
 	}
 	return float64(same) / float64(used)
+}
+
+func dedupInt32(s []int32) []int32 {
+	out := s[:0]
+	for i, v := range s {
+		if i == 0 || v != s[i-1] {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 func bucket(size uint32) int { return bits.Len32(size) }
