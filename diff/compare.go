@@ -108,11 +108,8 @@ func (c *comparer) buildDataMap() {
 	}
 }
 
-// compareAny compares an old and a new function that need not be paired
-// (a split of a folded body).
-func (c *comparer) compareAny(o, n int) funcDiff { return c.compare(o, n) }
-
-// compare decides whether the pair (o, n) changed.
+// compare decides whether the pair (o, n) changed; o and n need not be
+// paired with each other (a split of a folded body is compared too).
 func (c *comparer) compare(o, n int) funcDiff {
 	a, b := &c.old.fps[o], &c.new.fps[n]
 	if i := firstDiff(a.masked, b.masked); i >= 0 {

@@ -151,7 +151,7 @@ func (c *comparer) report() *Report {
 		fo, fn := &old.fns[o], &new.fns[n]
 		fr := Function{Name: fn.DisplayName(), OldRVA: fo.RVA, OldSize: fo.Size, NewRVA: fn.RVA, NewSize: fn.Size,
 			Match: MatchName, Similarity: 1, old: o, new: n, Rules: []Rule{}, Folded: true}
-		if d := c.compareAny(o, n); d.changed {
+		if d := c.compare(o, n); d.changed {
 			fr.Status, fr.Reason, fr.OldOff, fr.NewOff = Changed, d.reason, d.oldOff, d.newOff
 			fr.Similarity = similarity(&old.fps[o], &new.fps[n])
 		} else {

@@ -969,7 +969,7 @@ func (b *functionBuilder) finish() {
 			ImportThunk: a.thunk,
 		}
 		names := append([]string(nil), si.names...)
-		fn.Name, fn.Aliases = pickName(names, si.src)
+		fn.Name, fn.Aliases = pickName(names)
 		if fn.Name == "" && fn.ImportThunk {
 			// "jmp [IAT slot]": name it after the import, as the
 			// import library's thunk symbol is.
@@ -1040,9 +1040,10 @@ func (b *functionBuilder) finish() {
 	}
 }
 
-// pickName chooses the display name: an export name first (the public
-// name), then a COFF symbol, then a map symbol; the rest become aliases.
-func pickName(names []string, src Source) (string, []string) {
+// pickName chooses the display name: the first name found, which is an
+// export name when there is one (exports are seeded before symbols and map
+// entries); the rest become aliases, sorted.
+func pickName(names []string) (string, []string) {
 	if len(names) == 0 {
 		return "", nil
 	}
