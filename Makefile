@@ -30,7 +30,7 @@ fuzz:
 	for t in $$targets; do \
 		pkg=$${t%%:*}; name=$${t#*:}; \
 		echo "== fuzz $$pkg $$name for $(FUZZTIME)"; \
-		$(GO) test -run='^$$' -fuzz="^$$name$$" -fuzztime=$(FUZZTIME) $$pkg; \
+		$(GO) test -run='^$$' -fuzz="^$$name$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZTIME) $$pkg; \
 	done
 
 bench: bench-go bench-corpus
