@@ -380,25 +380,33 @@ func bySimilarity(old, new *image, p *pairing) {
 		slices.Sort(pool)
 		pool = dedupInt32(pool)
 		o := olds[i]
+		// Keep candidates of similar size, nearest sizes first.
 		sz := int64(old.fns[o].Size)
-		slices.SortFunc(pool, func(a, b int32) int {
-			da, db := abs64(int64(new.fns[news[a]].Size)-sz), abs64(int64(new.fns[news[b]].Size)-sz)
-			if da != db {
-				if da < db {
+		type near struct {
+			dist int64
+			idx  int32
+		}
+		nears := make([]near, 0, len(pool))
+		for _, j := range pool {
+			if sizeClose(old, o, new, news[j]) {
+				nears = append(nears, near{abs64(int64(new.fns[news[j]].Size) - sz), j})
+			}
+		}
+		slices.SortFunc(nears, func(a, b near) int {
+			if a.dist != b.dist {
+				if a.dist < b.dist {
 					return -1
 				}
 				return 1
 			}
-			return int(a) - int(b)
+			return int(a.idx) - int(b.idx)
 		})
-		if len(pool) > maxCandidates {
-			pool = pool[:maxCandidates]
+		if len(nears) > maxCandidates {
+			nears = nears[:maxCandidates]
 		}
-		for _, j := range pool {
+		for _, c := range nears {
+			j := c.idx
 			n := news[j]
-			if !sizeClose(old, o, new, n) {
-				continue
-			}
 			if s := osk[i].similarity(&nsk[j]); s >= threshold {
 				results[i] = append(results[i], cand{o, n, s, drift(o, n)})
 			}
