@@ -3,6 +3,8 @@ package diff
 import (
 	"bytes"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 
@@ -35,12 +37,7 @@ func (c *comparer) dataChanges() []Change {
 	var out []Change
 	done := map[uint32]bool{}
 	osym, nsym := dataSymbols(c.old.f), dataSymbols(c.new.f)
-	names := make([]string, 0, len(osym))
-	for n := range osym {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(osym)) {
 		o := osym[name]
 		n, ok := nsym[name]
 		if !ok || o == 0 || n == 0 {
@@ -51,12 +48,7 @@ func (c *comparer) dataChanges() []Change {
 			out = append(out, ch)
 		}
 	}
-	olds := make([]uint32, 0, len(c.dataMap))
-	for o := range c.dataMap {
-		olds = append(olds, o)
-	}
-	sort.Slice(olds, func(i, j int) bool { return olds[i] < olds[j] })
-	for _, o := range olds {
+	for _, o := range slices.Sorted(maps.Keys(c.dataMap)) {
 		if done[o] {
 			continue
 		}
@@ -261,16 +253,8 @@ func exportChanges(o, n *pe.File, c *comparer) []Change {
 			}
 		}
 	}
-	keys := func(m map[string]pe.Export) []string {
-		var ks []string
-		for k := range m {
-			ks = append(ks, k)
-		}
-		sort.Strings(ks)
-		return ks
-	}
 	renamedNew := map[string]bool{}
-	for _, k := range keys(om) {
+	for _, k := range slices.Sorted(maps.Keys(om)) {
 		e := om[k]
 		ne, ok := nm[k]
 		switch {
@@ -285,7 +269,7 @@ func exportChanges(o, n *pe.File, c *comparer) []Change {
 			out = append(out, Change{Kind: KindExport, Name: k, Rules: []Rule{{"RR-EXPORTS", fmt.Sprintf("export %s forwarder %q -> %q", k, e.Forwarder, ne.Forwarder)}}})
 		}
 	}
-	for _, k := range keys(nm) {
+	for _, k := range slices.Sorted(maps.Keys(nm)) {
 		if _, ok := om[k]; !ok && !renamedNew[k] {
 			out = append(out, Change{Kind: KindExport, Name: k, Rules: []Rule{{"RR-EXPORTS", fmt.Sprintf("export %s (ordinal %d) added; the running module's export table cannot grow", k, nm[k].Ordinal)}}})
 		}
@@ -305,26 +289,24 @@ func importChanges(o, n *pe.File) []Change {
 	}
 	om, nm := set(o), set(n)
 	var out []Change
-	var ks []string
-	for k := range nm {
-		if !om[k] {
-			ks = append(ks, k)
-		}
-	}
-	sort.Strings(ks)
-	for _, k := range ks {
+	for _, k := range missing(nm, om) {
 		out = append(out, Change{Kind: KindImport, Name: k, Rules: []Rule{{"HP-NEW-IMPORT", fmt.Sprintf("new import %s; the applier resolves it in the target process", k)}}})
 	}
-	ks = ks[:0]
-	for k := range om {
-		if !nm[k] {
-			ks = append(ks, k)
-		}
-	}
-	sort.Strings(ks)
-	for _, k := range ks {
+	for _, k := range missing(om, nm) {
 		out = append(out, Change{Kind: KindImport, Name: k, Rules: []Rule{{"NEUTRAL-IMPORT-UNUSED", fmt.Sprintf("import %s no longer used; the old binding stays", k)}}})
 	}
+	return out
+}
+
+// missing returns the keys of a that b lacks, sorted.
+func missing(a, b map[string]bool) []string {
+	var out []string
+	for k := range a {
+		if !b[k] {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
 	return out
 }
 

@@ -213,7 +213,7 @@ func (c *comparer) sameTarget(x, y *tok) string {
 		}
 		if m, ok := c.dataMap[x.target]; ok && m != y.target {
 			return fmt.Sprintf("reference at +%#x now uses %s, which corresponds to old %s, not %s", x.off,
-				c.describe(c.new, y), c.describe(c.old, &tok{tk: tokRWData, target: c.inverse(y.target)}), c.describe(c.old, x))
+				c.describe(c.new, y), c.describe(c.old, &tok{tk: tokRWData, target: c.inv[y.target]}), c.describe(c.old, x))
 		}
 	case tokUnknown:
 		if x.raw() != y.raw() {
@@ -276,10 +276,6 @@ func symbolCounts(f *pe.File) map[string]int {
 	return m
 }
 
-func (c *comparer) inverse(n uint32) uint32 {
-	return c.inv[n]
-}
-
 // roEqual compares two read-only objects read by references x and y:
 // strings by contents, other objects byte by byte except pointers
 // (base-relocated fields), which must point at corresponding things.
@@ -291,6 +287,17 @@ func (c *comparer) roEqual(x, y *tok) bool {
 	return c.objectsEqual(x.target, y.target, ob, nb)
 }
 
+// stringsEqual compares two objects as C strings when the old one is a
+// string (printable text up to a NUL, no pointer in it).
+func (c *comparer) stringsEqual(o uint32, ob, nb []byte) (equal, isString bool) {
+	os, ok := cString(ob)
+	if !ok || len(relocsIn(c.old.f, o, uint32(len(os)))) != 0 {
+		return false, false
+	}
+	ns, _ := cString(nb)
+	return bytes.Equal(os, ns), true
+}
+
 // pointersEqual compares only the strings and the pointers of two
 // objects. Go's read-only objects (type descriptors, itabs) hold 32-bit
 // offsets into the module's type and name sections that move with any
@@ -298,9 +305,8 @@ func (c *comparer) roEqual(x, y *tok) bool {
 // compared by what it points at; loads of constants are still compared
 // byte for byte.
 func (c *comparer) pointersEqual(o, n uint32, ob, nb []byte) bool {
-	if os, ok := cString(ob); ok && len(relocsIn(c.old.f, o, uint32(len(os)))) == 0 {
-		ns, _ := cString(nb)
-		return bytes.Equal(os, ns)
+	if eq, isString := c.stringsEqual(o, ob, nb); isString {
+		return eq
 	}
 	k := min(len(ob), len(nb))
 	orl, nrl := relocsOverlapping(c.old.f, o, uint32(k)), relocsOverlapping(c.new.f, n, uint32(k))
@@ -321,9 +327,8 @@ func (c *comparer) pointersEqual(o, n uint32, ob, nb []byte) bool {
 
 // objectsEqual compares the bytes of an old and a new object.
 func (c *comparer) objectsEqual(o, n uint32, ob, nb []byte) bool {
-	if os, ok := cString(ob); ok && len(relocsIn(c.old.f, o, uint32(len(os)))) == 0 {
-		ns, _ := cString(nb)
-		return bytes.Equal(os, ns)
+	if eq, isString := c.stringsEqual(o, ob, nb); isString {
+		return eq
 	}
 	// Without symbols an object's extent is only known up to the next
 	// referenced object, which unrelated objects can move: compare the

@@ -1,7 +1,7 @@
 package diff
 
 import (
-	"math/bits"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -96,11 +96,7 @@ func uniqueNames(im *image) map[string]int {
 
 func byName(old, new *image, p *pairing) {
 	on, nn := uniqueNames(old), uniqueNames(new)
-	keys := make([]string, 0, len(on))
-	for k := range on {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	keys := slices.Sorted(maps.Keys(on))
 	for _, k := range keys {
 		o := on[k]
 		if n, ok := nn[k]; ok && o >= 0 && n >= 0 {
@@ -530,8 +526,6 @@ func dedupInt32(s []int32) []int32 {
 	}
 	return out
 }
-
-func bucket(size uint32) int { return bits.Len32(size) }
 
 func abs64(v int64) int64 {
 	if v < 0 {

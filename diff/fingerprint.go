@@ -189,7 +189,8 @@ func (im *image) fingerprint(i int) fprint {
 				if tpart == 0 && atPart == 0 && r.Kind != pe.RefCall {
 					continue // intra-extent branch: bytes are layout independent
 				}
-				t.tk, t.target = tokSelf, must(cs.anchor(r.Target))
+				a, _ := cs.anchor(r.Target) // inside: offset found it
+				t.tk, t.target = tokSelf, a
 				break
 			}
 			im.classify(&t, r.Target)
@@ -523,8 +524,6 @@ func (im *image) before(rva uint32) int {
 	}
 	return i
 }
-
-func must(v uint32, _ bool) uint32 { return v }
 
 // isGo reports whether the Go toolchain built f: its code starts with the
 // Go build ID.

@@ -235,7 +235,11 @@ func TestStrippedPairingMatchesSymbols(t *testing.T) {
 				if strippedPairs[o] == n {
 					agree++
 				} else {
-					t.Logf("%s/%s: %s %#x paired with %#x stripped, %#x by symbols", dir, arch, so.Functions()[0].Name, o, strippedPairs[o], n)
+					name := ""
+					if fo, ok := so.FunctionAt(o); ok {
+						name = fo.Name
+					}
+					t.Logf("%s/%s: %s %#x paired with %#x stripped, %#x by symbols", dir, arch, name, o, strippedPairs[o], n)
 				}
 			}
 		}

@@ -43,9 +43,9 @@ func benchCode(b *testing.B, mode int) []byte {
 	return code
 }
 
-// BenchmarkDecode sweeps real code linearly with Decode, as the differ
-// does; compare with BenchmarkDecodeBareX86asm for the overhead ratio.
-func BenchmarkDecode(b *testing.B) {
+// sweepBench runs step linearly over the real code of both modes; step
+// returns the number of bytes it consumed, or 0 to skip one byte.
+func sweepBench(b *testing.B, step func(code []byte, off, mode int) int) {
 	for _, mode := range []int{64, 32} {
 		b.Run(modeName(mode), func(b *testing.B) {
 			code := benchCode(b, mode)
@@ -53,59 +53,50 @@ func BenchmarkDecode(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				for off := 0; off < len(code); {
-					inst, err := Decode(code[off:], uint64(off), mode)
-					if err != nil {
-						off++
-						continue
+					n := step(code[off:], off, mode)
+					if n <= 0 {
+						n = 1
 					}
-					off += inst.Len
+					off += n
 				}
 			}
 		})
 	}
+}
+
+// BenchmarkDecode sweeps real code linearly with Decode, as the differ
+// does; compare with BenchmarkDecodeBareX86asm for the overhead ratio.
+func BenchmarkDecode(b *testing.B) {
+	sweepBench(b, func(code []byte, off, mode int) int {
+		inst, err := Decode(code, uint64(off), mode)
+		if err != nil {
+			return 0
+		}
+		return inst.Len
+	})
 }
 
 // BenchmarkDecodeBareX86asm is the floor: the same sweep with
 // x86asm.Decode alone (no fix-ups, no refs).
 func BenchmarkDecodeBareX86asm(b *testing.B) {
-	for _, mode := range []int{64, 32} {
-		b.Run(modeName(mode), func(b *testing.B) {
-			code := benchCode(b, mode)
-			b.SetBytes(int64(len(code)))
-			b.ReportAllocs()
-			for b.Loop() {
-				for off := 0; off < len(code); {
-					inst, err := x86asm.Decode(code[off:], mode)
-					if err != nil || inst.Len <= 0 {
-						off++
-						continue
-					}
-					off += inst.Len
-				}
-			}
-		})
-	}
+	sweepBench(b, func(code []byte, _, mode int) int {
+		inst, err := x86asm.Decode(code, mode)
+		if err != nil {
+			return 0
+		}
+		return inst.Len
+	})
 }
 
 // BenchmarkDecodeLength is the length decoder alone.
 func BenchmarkDecodeLength(b *testing.B) {
-	for _, mode := range []int{64, 32} {
-		b.Run(modeName(mode), func(b *testing.B) {
-			code := benchCode(b, mode)
-			b.SetBytes(int64(len(code)))
-			b.ReportAllocs()
-			for b.Loop() {
-				for off := 0; off < len(code); {
-					li, st := decodeLength(code[off:], mode)
-					if st != lenOK {
-						off++
-						continue
-					}
-					off += int(li.n)
-				}
-			}
-		})
-	}
+	sweepBench(b, func(code []byte, _, mode int) int {
+		li, st := decodeLength(code, mode)
+		if st != lenOK {
+			return 0
+		}
+		return int(li.n)
+	})
 }
 
 func modeName(mode int) string {

@@ -305,11 +305,8 @@ func (f *File) parseHeaders() error {
 	f.Machine = Machine(f.u16(fh))
 	nsec := int(f.u16(fh + 2))
 	f.TimeDateStamp = f.u32(fh + 4)
-	symPtr := f.u32(fh + 8)
-	nsym := f.u32(fh + 12)
 	optSize := int(f.u16(fh + 16))
 	f.Characteristics = f.u16(fh + 18)
-	_, _ = symPtr, nsym
 
 	switch f.Machine {
 	case IMAGE_FILE_MACHINE_I386, IMAGE_FILE_MACHINE_AMD64:
