@@ -34,10 +34,11 @@ type funcDiff struct {
 	oldOff, newOff uint32 // code-space offsets where the first difference is
 }
 
-// sameLayout reports whether two fingerprints have equal masked bytes and
-// references at the same places, of the same kinds.
-func sameLayout(a, b *fprint) bool {
-	if !bytes.Equal(a.masked, b.masked) || len(a.toks) != len(b.toks) || len(a.tables) != len(b.tables) {
+// sameLayout reports whether old function o and new function n have equal
+// masked bytes and references at the same places, of the same kinds.
+func (c *comparer) sameLayout(o, n int) bool {
+	a, b := &c.old.fps[o], &c.new.fps[n]
+	if a.size != b.size || len(a.toks) != len(b.toks) || len(a.tables) != len(b.tables) {
 		return false
 	}
 	for i := range a.toks {
@@ -46,7 +47,18 @@ func sameLayout(a, b *fprint) bool {
 			return false
 		}
 	}
-	return true
+	return c.maskedDiff(o, n) < 0
+}
+
+// maskedDiff returns the first code-space offset at which the masked code
+// of old function o and new function n differ, or -1 when it is equal.
+func (c *comparer) maskedDiff(o, n int) int {
+	ab, bb := getBuf(), getBuf()
+	defer putBuf(ab)
+	defer putBuf(bb)
+	*ab = c.old.masked(o, (*ab)[:0])
+	*bb = c.new.masked(n, (*bb)[:0])
+	return firstDiff(*ab, *bb)
 }
 
 // buildDataMap lets every pair with the same code layout vote on which new
@@ -75,10 +87,10 @@ func (c *comparer) buildDataMap() {
 		if n < 0 {
 			continue
 		}
-		a, b := &c.old.fps[o], &c.new.fps[n]
-		if !sameLayout(a, b) {
+		if !c.sameLayout(o, n) {
 			continue
 		}
+		a, b := &c.old.fps[o], &c.new.fps[n]
 		for i := range a.toks {
 			x, y := &a.toks[i], &b.toks[i]
 			if x.tk != tokRWData && x.tk != tokROData {
@@ -112,7 +124,7 @@ func (c *comparer) buildDataMap() {
 // paired with each other (a split of a folded body is compared too).
 func (c *comparer) compare(o, n int) funcDiff {
 	a, b := &c.old.fps[o], &c.new.fps[n]
-	if i := firstDiff(a.masked, b.masked); i >= 0 {
+	if i := c.maskedDiff(o, n); i >= 0 {
 		return funcDiff{changed: true, reason: "code differs", oldOff: uint32(i), newOff: uint32(i)}
 	}
 	if len(a.toks) != len(b.toks) {
@@ -120,7 +132,7 @@ func (c *comparer) compare(o, n int) funcDiff {
 		for i < len(a.toks) && i < len(b.toks) && a.toks[i].off == b.toks[i].off {
 			i++
 		}
-		off := uint32(len(a.masked))
+		off := a.size
 		if i < len(a.toks) {
 			off = a.toks[i].off
 		} else if i < len(b.toks) {

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 )
 
 // Match says how an old and a new function were paired.
@@ -194,7 +195,7 @@ func byCallgraph(old, new *image, p *pairing) int {
 				// with another new function, and the new callee is unpaired
 				// and alike: a folded body that the new build split.
 				if on := p.o2n[oc[k]]; on >= 0 && on != nc[k] && p.n2o[nc[k]] < 0 && repeated(oc, oc[k]) &&
-					similarity(&old.fps[oc[k]], &new.fps[nc[k]]) >= 0.5 {
+					similarity(old, oc[k], new, nc[k]) >= 0.5 {
 					p.n2o[nc[k]] = oc[k]
 					p.splits = append(p.splits, [2]int{oc[k], nc[k]})
 					added++
@@ -294,15 +295,15 @@ func bySimilarity(old, new *image, p *pairing) {
 	}
 	osk := make([]sketch, len(olds))
 	nsk := make([]sketch, len(news))
-	parallel(len(olds), func(i int) { osk[i] = newSketch(old.fps[olds[i]].masked) })
-	parallel(len(news), func(i int) { nsk[i] = newSketch(new.fps[news[i]].masked) })
+	parallel(len(olds), func(i int) { osk[i] = old.sketchOf(olds[i]) })
+	parallel(len(news), func(i int) { nsk[i] = new.sketchOf(news[i]) })
 	// Band keys of the new functions, sorted, so that the members of a
 	// band are a run (a map of slices would be several times larger).
 	type entry struct {
 		key uint64
 		idx int32
 	}
-	var bands []entry
+	bands := make([]entry, 0, len(nsk)*sketchBands)
 	for i := range nsk {
 		for b := 0; b < sketchBands; b++ {
 			if k, ok := nsk[i].band(b); ok {
@@ -310,120 +311,144 @@ func bySimilarity(old, new *image, p *pairing) {
 			}
 		}
 	}
-	sort.Slice(bands, func(i, j int) bool {
-		if bands[i].key != bands[j].key {
-			return bands[i].key < bands[j].key
+	slices.SortFunc(bands, func(a, b entry) int {
+		if a.key != b.key {
+			return cmpU64(a.key, b.key)
 		}
-		return bands[i].idx < bands[j].idx
+		return int(a.idx) - int(b.idx)
 	})
-	// Runs of equal keys: keys[r] starts at runStart[r].
-	var keys []uint64
-	var runStart []int
-	for i, e := range bands {
-		if i == 0 || e.key != bands[i-1].key {
-			keys = append(keys, e.key)
-			runStart = append(runStart, i)
-		}
-	}
-	runStart = append(runStart, len(bands))
+	// members returns the new functions sharing band key k, or nil when
+	// there are more than maxBandMembers: such a band says nothing.
 	members := func(k uint64) []entry {
-		r, found := slices.BinarySearch(keys, k)
+		lo, found := slices.BinarySearchFunc(bands, k, func(e entry, k uint64) int { return cmpU64(e.key, k) })
 		if !found {
 			return nil
 		}
-		return bands[runStart[r]:runStart[r+1]]
+		hi := lo
+		for hi < len(bands) && bands[hi].key == k {
+			if hi-lo == maxBandMembers {
+				return nil
+			}
+			hi++
+		}
+		return bands[lo:hi]
 	}
+	type near struct {
+		dist int64
+		idx  int32
+	}
+	// cand is kept to 16 bytes: a big image has millions.
 	type cand struct {
-		o, n  int
-		score float64
-		drift float64 // distance of relative positions in the two images
+		o, n  int32
+		score float32 // estimated Jaccard similarity: a fraction of at most sketchBins bins
+		drift float32 // distance of relative positions in the two images
 	}
-	drift := func(o, n int) float64 {
+	drift := func(o, n int) float32 {
 		d := float64(o)/float64(len(old.fns)) - float64(n)/float64(len(new.fns))
 		if d < 0 {
 			d = -d
 		}
-		return d
+		return float32(d)
 	}
-	better := func(a, b cand) bool {
-		if a.score != b.score {
-			return a.score > b.score
+	order := func(a, b cand) int {
+		switch {
+		case a.score != b.score:
+			if a.score > b.score {
+				return -1
+			}
+			return 1
+		case a.drift != b.drift:
+			if a.drift < b.drift {
+				return -1
+			}
+			return 1
+		case a.o != b.o:
+			return int(a.o - b.o)
 		}
-		if a.drift != b.drift {
-			return a.drift < b.drift
-		}
-		if a.o != b.o {
-			return a.o < b.o
-		}
-		return a.n < b.n
+		return int(a.n - b.n)
 	}
-	results := make([][]cand, len(olds))
+	// Only the best few candidates per function can win the greedy
+	// pairing below: each old function gets a fixed slot of them.
+	cands := make([]cand, len(olds)*keepPerFunction)
+	found := make([]uint8, len(olds))
+	type scratch struct {
+		pool  []int32
+		nears []near
+		cs    []cand
+	}
+	scratchPool := sync.Pool{New: func() any { return &scratch{} }}
 	parallel(len(olds), func(i int) {
-		pool := make([]int32, 0, 256)
+		sc := scratchPool.Get().(*scratch)
+		defer scratchPool.Put(sc)
+		pool := sc.pool[:0]
 		for b := 0; b < sketchBands; b++ {
-			k, ok := osk[i].band(b)
-			if !ok {
-				continue
-			}
-			ms := members(k)
-			if len(ms) > maxBandMembers {
-				continue // a band shared by too many functions says nothing
-			}
-			for _, m := range ms {
-				pool = append(pool, m.idx)
+			if k, ok := osk[i].band(b); ok {
+				for _, m := range members(k) {
+					pool = append(pool, m.idx)
+				}
 			}
 		}
 		slices.Sort(pool)
 		pool = dedupInt32(pool)
+		sc.pool = pool
 		o := olds[i]
 		// Keep candidates of similar size, nearest sizes first.
 		sz := int64(old.fns[o].Size)
-		type near struct {
-			dist int64
-			idx  int32
-		}
-		nears := make([]near, 0, len(pool))
+		nears := sc.nears[:0]
 		for _, j := range pool {
 			if sizeClose(old, o, new, news[j]) {
 				nears = append(nears, near{abs64(int64(new.fns[news[j]].Size) - sz), j})
 			}
 		}
+		sc.nears = nears
 		slices.SortFunc(nears, func(a, b near) int {
 			if a.dist != b.dist {
-				if a.dist < b.dist {
-					return -1
-				}
-				return 1
+				return cmpI64(a.dist, b.dist)
 			}
 			return int(a.idx) - int(b.idx)
 		})
-		if len(nears) > maxCandidates {
-			nears = nears[:maxCandidates]
-		}
-		for _, c := range nears {
-			j := c.idx
-			n := news[j]
-			if s := osk[i].similarity(&nsk[j]); s >= threshold {
-				results[i] = append(results[i], cand{o, n, s, drift(o, n)})
+		cs := sc.cs[:0]
+		for _, c := range nears[:min(len(nears), maxCandidates)] {
+			n := news[c.idx]
+			if s := osk[i].similarity(&nsk[c.idx]); s >= threshold {
+				cs = append(cs, cand{int32(o), int32(n), float32(s), drift(o, n)})
 			}
 		}
-		// Only the best few per function can win the greedy pairing
-		// below; keeping all would cost memory on large images.
-		sort.Slice(results[i], func(a, b int) bool { return better(results[i][a], results[i][b]) })
-		if len(results[i]) > keepPerFunction {
-			results[i] = results[i][:keepPerFunction:keepPerFunction]
-		}
+		sc.cs = cs
+		slices.SortFunc(cs, order)
+		found[i] = uint8(copy(cands[i*keepPerFunction:(i+1)*keepPerFunction], cs))
 	})
-	var cands []cand
-	for _, r := range results {
-		cands = append(cands, r...)
+	w := 0
+	for i, k := range found {
+		w += copy(cands[w:], cands[i*keepPerFunction:i*keepPerFunction+int(k)])
 	}
-	sort.Slice(cands, func(i, j int) bool { return better(cands[i], cands[j]) })
+	cands = cands[:w]
+	slices.SortFunc(cands, order)
 	for _, c := range cands {
-		if p.pair(c.o, c.n, MatchSimilarity) {
-			p.sim[c.o] = c.score
+		if p.pair(int(c.o), int(c.n), MatchSimilarity) {
+			p.sim[c.o] = round3(float64(c.score))
 		}
 	}
+}
+
+func cmpU64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func cmpI64(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
 }
 
 const (

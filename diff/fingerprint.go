@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"hash/fnv"
 	"sort"
+	"sync"
 
 	"github.com/hpbuild/hpbuild/internal/par"
 	"github.com/hpbuild/hpbuild/pe"
@@ -56,8 +57,12 @@ func (im *image) tokName(t *tok) string {
 }
 
 // fprint is the layout-independent form of one function.
+// The masked code itself (the code space with reference fields and
+// in-code jump tables zeroed) is not kept: image.masked rebuilds it from the
+// image bytes when a comparison needs it, which costs a copy but keeps a big
+// image's code out of the heap.
 type fprint struct {
-	masked []byte // code space (main extent, then chunks) with reference fields zeroed
+	size   uint32 // code-space size: main extent, then chunks
 	toks   []tok
 	tables [][]uint32 // jump tables as code-space offsets of their targets
 	shape  uint64     // hash of masked bytes and the layout-independent part of the tokens
@@ -163,23 +168,18 @@ func (cs *codeSpace) offset(rva uint32) (off uint32, part int, ok bool) {
 }
 
 func (im *image) fingerprint(i int) fprint {
-	f := im.f
 	fn := &im.fns[i]
 	cs := spaceOf(fn)
-	var fp fprint
-	fp.masked = make([]byte, 0, cs.size)
-	for _, p := range cs.parts {
-		b := f.Bytes(p.RVA, int(p.Size))
-		fp.masked = append(fp.masked, b...)
-		for k := len(b); k < int(p.Size); k++ {
-			fp.masked = append(fp.masked, 0) // uninitialised tail: never invented, compared as zero
-		}
-	}
+	fp := fprint{size: cs.size}
+	bp := getBuf()
+	defer putBuf(bp)
+	masked := im.code(&cs, (*bp)[:0])
+	*bp = masked
 	h := fnv.New64a()
 	var scratch [16]byte
 	for _, r := range fn.Refs {
 		at, atPart, ok := cs.offset(r.At)
-		if !ok || int(at)+int(r.Width) > len(fp.masked) {
+		if !ok || int(at)+int(r.Width) > len(masked) {
 			continue
 		}
 		t := tok{off: at, width: r.Width, kind: r.Kind, fn: -1, access: r.Access}
@@ -205,13 +205,11 @@ func (im *image) fingerprint(i int) fprint {
 			}
 			im.classify(&t, r.Target)
 			if t.tk == tokUnknown {
-				v := readField(fp.masked[at:], r.Width)
+				v := readField(masked[at:], r.Width)
 				t.target, t.sub = uint32(v), uint32(v>>32)
 			}
 		}
-		for k := uint32(0); k < uint32(r.Width); k++ {
-			fp.masked[at+k] = 0
-		}
+		clear(masked[at : at+uint32(r.Width)])
 		fp.toks = append(fp.toks, t)
 		if t.tk == tokFunc && r.Kind == pe.RefCall {
 			fp.calls = append(fp.calls, int(t.fn))
@@ -226,15 +224,9 @@ func (im *image) fingerprint(i int) fprint {
 			offs = append(offs, o)
 		}
 		fp.tables = append(fp.tables, offs)
-		// Entries inside the code space are data, compared as targets.
-		if o, _, ok := cs.offset(jt.RVA); ok {
-			end := o + jt.Size()
-			for k := o; k < end && int(k) < len(fp.masked); k++ {
-				fp.masked[k] = 0
-			}
-		}
 	}
-	h.Write(fp.masked)
+	maskTables(fn, &cs, masked)
+	h.Write(masked)
 	for _, t := range fp.toks {
 		binary.LittleEndian.PutUint32(scratch[0:], t.off)
 		scratch[4] = byte(t.kind)
@@ -263,6 +255,60 @@ func (im *image) fingerprint(i int) fprint {
 	}
 	fp.shape = h.Sum64()
 	return fp
+}
+
+// code appends the bytes of a code space to buf; the uninitialised tail of
+// a part (beyond the raw data) is never invented and reads as zero.
+func (im *image) code(cs *codeSpace, buf []byte) []byte {
+	for _, p := range cs.parts {
+		b := im.f.Bytes(p.RVA, int(p.Size))
+		buf = append(buf, b...)
+		buf = append(buf, make([]byte, int(p.Size)-len(b))...)
+	}
+	return buf
+}
+
+// maskTables zeroes the jump-table entries that lie inside the code space:
+// they are data, compared as lists of targets.
+func maskTables(fn *pe.Function, cs *codeSpace, masked []byte) {
+	for _, jt := range fn.JumpTables {
+		if o, _, ok := cs.offset(jt.RVA); ok {
+			end := min(o+jt.Size(), uint32(len(masked)))
+			if o < end {
+				clear(masked[o:end])
+			}
+		}
+	}
+}
+
+// masked appends function i's masked code space to buf: its bytes with
+// every reference field and in-code jump table zeroed.
+func (im *image) masked(i int, buf []byte) []byte {
+	fn := &im.fns[i]
+	cs := spaceOf(fn)
+	start := len(buf)
+	buf = im.code(&cs, buf)
+	m := buf[start:]
+	for _, t := range im.fps[i].toks {
+		clear(m[t.off : t.off+uint32(t.width)])
+	}
+	maskTables(fn, &cs, m)
+	return buf
+}
+
+// bufPool holds scratch buffers for masked code, so that comparing
+// thousands of functions does not allocate a copy of each.
+var bufPool = sync.Pool{New: func() any { return new([]byte) }}
+
+func getBuf() *[]byte  { return bufPool.Get().(*[]byte) }
+func putBuf(b *[]byte) { *b = (*b)[:0]; bufPool.Put(b) }
+
+// sketchOf returns the MinHash sketch of function i's masked code.
+func (im *image) sketchOf(i int) sketch {
+	bp := getBuf()
+	defer putBuf(bp)
+	*bp = im.masked(i, (*bp)[:0])
+	return newSketch(*bp)
 }
 
 func readField(b []byte, w uint8) uint64 {

@@ -136,7 +136,7 @@ func (c *comparer) report() *Report {
 			if d := diffs[o]; d.changed {
 				fr.Status, fr.Reason, fr.OldOff, fr.NewOff = Changed, d.reason, d.oldOff, d.newOff
 				if p.how[o] != MatchSimilarity {
-					fr.Similarity = similarity(&old.fps[o], &new.fps[n])
+					fr.Similarity = similarity(old, o, new, n)
 				}
 			} else {
 				fr.Status = Unchanged
@@ -153,7 +153,7 @@ func (c *comparer) report() *Report {
 			Match: MatchName, Similarity: 1, old: o, new: n, Rules: []Rule{}, Folded: true}
 		if d := c.compare(o, n); d.changed {
 			fr.Status, fr.Reason, fr.OldOff, fr.NewOff = Changed, d.reason, d.oldOff, d.newOff
-			fr.Similarity = similarity(&old.fps[o], &new.fps[n])
+			fr.Similarity = similarity(old, o, new, n)
 		} else {
 			fr.Status = Unchanged
 		}
@@ -201,11 +201,13 @@ func prefixed(p string, ws []string) []string {
 
 // similarity of two changed functions: estimated Jaccard similarity of
 // their code's shingles, rounded to 3 digits.
-func similarity(a, b *fprint) float64 {
-	sa, sb := newSketch(a.masked), newSketch(b.masked)
-	s := sa.similarity(&sb)
-	return float64(int(s*1000+0.5)) / 1000
+func similarity(old *image, o int, new *image, n int) float64 {
+	sa, sb := old.sketchOf(o), new.sketchOf(n)
+	return round3(sa.similarity(&sb))
 }
+
+// round3 rounds a similarity to 3 digits, as reports show it.
+func round3(s float64) float64 { return float64(int(s*1000+0.5)) / 1000 }
 
 // OldFunction returns the old image's function behind a report entry.
 func (r *Function) OldFunction(f *pe.File) *pe.Function {

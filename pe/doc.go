@@ -37,4 +37,11 @@
 // by recover and its log output is captured as warnings instead of being
 // printed. Malformed input yields a *FormatError carrying the file offset of
 // the problem; Open never panics on input.
+//
+// On Unix systems Open maps the file read-only instead of copying it into
+// the heap (a 33 MB image is then 33 MB of shared, evictable page cache, not
+// 33 MB the garbage collector must leave room for twice). The one thing a
+// mapping cannot survive is the file being truncated by another process
+// while it is open; release engineers' build outputs are not rewritten in
+// place, and OpenBytes is there for callers that cannot promise it.
 package pe

@@ -180,12 +180,22 @@ type File struct {
 	importSlots []ImportSlot
 	relocAt     map[uint32]uint8 // relocated field RVA -> relocation type
 	data        []byte
+	release     func() error // unmaps data (Open on Unix); nil otherwise
 	warnSeen    map[string]bool
 }
 
-// Open reads and models the PE image at path.
+// Open reads and models the PE image at path. On Unix systems the file is
+// mapped read-only rather than copied; call Close when the File is no
+// longer needed to release the mapping (a File that is never closed keeps
+// it until the process exits). The file must not be truncated while it is
+// open: reading a page past the new end would stop the process.
 func Open(path string, opts ...Option) (*File, error) {
-	st, err := os.Stat(path)
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	st, err := fh.Stat()
 	if err != nil {
 		return nil, err
 	}
@@ -195,16 +205,33 @@ func Open(path string, opts ...Option) (*File, error) {
 	if st.Size() > maxFileSize {
 		return nil, fmt.Errorf("%s: %w", path, formatErr(-1, fmt.Sprintf("file too large (%d bytes, limit %d)", st.Size(), maxFileSize), nil))
 	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	f, err := OpenBytes(data, opts...)
+	data, release, err := readImage(fh, st.Size())
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	f, err := OpenBytes(data, opts...)
+	if err != nil {
+		if release != nil {
+			release()
+		}
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
 	f.Path = path
+	f.release = release
 	return f, nil
+}
+
+// Close releases the file mapping behind a File returned by Open. The File,
+// and every slice obtained from it (Bytes, ...), must not be used
+// afterwards. Close is a no-op for a File from OpenBytes.
+func (f *File) Close() error {
+	if f.release == nil {
+		return nil
+	}
+	err := f.release()
+	f.release = nil
+	f.data = nil
+	return err
 }
 
 // Option configures Open.

@@ -1038,6 +1038,23 @@ func (b *functionBuilder) finish() {
 		sort.Slice(fn.Refs, func(a, c int) bool { return fn.Refs[a].At < fn.Refs[c].At })
 		fn.Refs = dedupRefs(fn.Refs)
 	}
+	packRefs(f.functions)
+}
+
+// packRefs moves every function's references into one array of exactly
+// the right size: the per-function slices grew by appending and carry
+// spare capacity, which on a big image is tens of megabytes.
+func packRefs(fns []Function) {
+	total := 0
+	for i := range fns {
+		total += len(fns[i].Refs)
+	}
+	all := make([]Ref, 0, total)
+	for i := range fns {
+		start := len(all)
+		all = append(all, fns[i].Refs...)
+		fns[i].Refs = all[start:len(all):len(all)]
+	}
 }
 
 // pickName chooses the display name: the first name found, which is an

@@ -212,3 +212,51 @@ func FuzzOpen(f *testing.F) {
 		_ = pf.Warnings
 	})
 }
+
+// TestOpenMatchesOpenBytes: Open (which maps the file where it can) models
+// the same image as OpenBytes on the file's contents, and Close releases it
+// once, a second Close being a no-op.
+func TestOpenMatchesOpenBytes(t *testing.T) {
+	const rel = "body_change/x64/new.dll"
+	data := readFixture(t, rel)
+	want, err := OpenBytes(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := Open("../testdata/" + rel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.SHA256 != want.SHA256 || len(f.Functions()) != len(want.Functions()) {
+		t.Errorf("Open: sha %x, %d functions; OpenBytes: sha %x, %d functions",
+			f.SHA256[:4], len(f.Functions()), want.SHA256[:4], len(want.Functions()))
+	}
+	for i, fn := range f.Functions() {
+		if w := want.Functions()[i]; fn.RVA != w.RVA || fn.Size != w.Size || len(fn.Refs) != len(w.Refs) {
+			t.Errorf("function %d: Open %#x+%d (%d refs), OpenBytes %#x+%d (%d refs)",
+				i, fn.RVA, fn.Size, len(fn.Refs), w.RVA, w.Size, len(w.Refs))
+		}
+	}
+	if err := f.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if err := f.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}
+
+// TestOpenEmptyAndDirectory: an empty file is not PE, a directory is not a
+// regular file; neither is mapped or read.
+func TestOpenEmptyAndDirectory(t *testing.T) {
+	dir := t.TempDir()
+	empty := dir + "/empty.dll"
+	if err := os.WriteFile(empty, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(empty); !errors.Is(err, ErrNotPE) {
+		t.Errorf("empty file: %v, want ErrNotPE", err)
+	}
+	if _, err := Open(dir); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("directory: %v, want 'not a regular file'", err)
+	}
+}

@@ -91,6 +91,11 @@ func runDiff(opts diffOptions, stdout io.Writer) error {
 	}()
 	oldF, oldErr = pe.Open(opts.Old)
 	wg.Wait()
+	for _, f := range []*pe.File{oldF, newF} {
+		if f != nil {
+			defer f.Close()
+		}
+	}
 	if oldErr != nil {
 		return oldErr
 	}

@@ -170,6 +170,7 @@ func describeImage(opts infoOptions, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	defer f.Close()
 	r := newInfoReport(f, opts.Functions)
 	if opts.Format == "json" {
 		enc := json.NewEncoder(stdout)
