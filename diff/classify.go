@@ -2,10 +2,10 @@ package diff
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
-	"github.com/hpbuild/hpbuild/disasm"
 	"github.com/hpbuild/hpbuild/pe"
 )
 
@@ -19,34 +19,59 @@ func classify(r *Report, c *comparer) {
 			c.unchangedOld[f.old] = true
 		}
 	}
+	shared := map[int]bool{} // old bodies that the new build split (identical code folding)
+	for _, sp := range c.p.splits {
+		shared[sp[0]] = true
+	}
+	sites := map[int]*Site{}  // by new function index
+	notes := map[int]string{} // why a changed function has no site
 	for i := range r.Functions {
 		fr := &r.Functions[i]
 		switch fr.Status {
 		case Unchanged:
 			continue
 		case Added:
-			fr.Rules = append(fr.Rules, Rule{"HP-NEW-FUNC", fmt.Sprintf("%s is new; the patch carries it, reachable only from patched code", fr.Name)})
+			fr.Rules = append(fr.Rules, Rule{"HP-NEW-FUNC", fmt.Sprintf("%s is new; the patch carries it if patched code reaches it", fr.Name)})
 		case Removed:
 			fr.Rules = append(fr.Rules, Rule{"HP-REMOVED", fmt.Sprintf("%s is gone from the new build; the old copy stays in memory, unreachable from new code", fr.Name)})
 		case Changed:
-			of := &c.old.fns[fr.old]
 			if entryOnly[fr.old] {
 				fr.Rules = append(fr.Rules, Rule{"RR-ENTRY", fmt.Sprintf("%s runs only at load (from the entry point or a TLS callback) and has already run in every process; %s", fr.Name, fr.Reason)})
 				break
 			}
-			if rule, ok := entryRoom(c.old.f, of); !ok {
+			if shared[fr.old] {
+				rule, note := c.foldedRule(fr, fr.old)
 				fr.Rules = append(fr.Rules, rule)
+				notes[fr.new] = note
 				break
 			}
-			fr.Rules = append(fr.Rules, Rule{"HP-BODY", fmt.Sprintf("%s changed (%s); a jump at its entry (RVA %#x) sends callers to the new code", fr.Name, fr.Reason, of.RVA)})
+			site, rule := c.site(fr.old)
+			if rule != nil {
+				fr.Rules = append(fr.Rules, *rule)
+				break
+			}
+			fr.Site = site
+			sites[fr.new] = site
+			fr.Rules = append(fr.Rules, Rule{"HP-BODY", fmt.Sprintf("%s changed (%s); a %s jump at its entry (site RVA %#x) sends callers to the new code", fr.Name, fr.Reason, site.Method, site.RVA)})
 		}
-		fr.Verdict = verdictOf(fr.Rules)
 	}
 	for i := range r.Changes {
 		ch := &r.Changes[i]
 		if ch.data != nil {
 			ch.Rules = append(ch.Rules, dataRule(ch, c))
 		}
+	}
+	if r.Counts[Changed]+r.Counts[Added] > 0 {
+		r.plan = include(r, c, sites, notes)
+	}
+	for i := range r.Functions {
+		fr := &r.Functions[i]
+		if fr.Status != Unchanged {
+			fr.Verdict = verdictOf(fr.Rules)
+		}
+	}
+	for i := range r.Changes {
+		ch := &r.Changes[i]
 		ch.Verdict = verdictOf(ch.Rules)
 	}
 	r.Verdict = VerdictIdentical
@@ -56,6 +81,73 @@ func classify(r *Report, c *comparer) {
 	for _, ch := range r.Changes {
 		r.Verdict = worse(r.Verdict, ch.Verdict)
 	}
+}
+
+// foldedRule classifies a changed function whose old body was shared with
+// other names (identical code folding) that the new build split apart. A
+// jump at the shared entry would redirect the other names too, so none is
+// written: the patch carries the new body and its callers, which the diff
+// reports changed because they now call it, are patched to reach it. That
+// works unless something other than patchable code holds the old address.
+func (c *comparer) foldedRule(fr *Function, o int) (Rule, string) {
+	of := &c.old.fns[o]
+	var others []string
+	for _, n := range append([]string{of.Name}, of.Aliases...) {
+		if n != "" && n != fr.Name && !slices.Contains(others, n) {
+			others = append(others, n)
+		}
+	}
+	// Without symbols the names come from the new build's split bodies.
+	for _, sp := range c.p.splits {
+		if sp[0] == o {
+			for _, n := range []int{sp[1], c.p.o2n[o]} {
+				if n >= 0 && n != fr.new {
+					if name := c.new.fns[n].DisplayName(); !slices.Contains(others, name) {
+						others = append(others, name)
+					}
+				}
+			}
+		}
+	}
+	with := strings.Join(others, ", ")
+	if with == "" {
+		with = "another function"
+	}
+	for _, e := range c.old.f.Exports {
+		if e.RVA == of.RVA && e.Name == fr.Name {
+			return Rule{"RR-FOLDED", fmt.Sprintf("%s changed, but its old entry %#x is shared with %s (identical code folding) and is exported as %s: importers hold that address, and a jump there would redirect %s too", fr.Name, of.RVA, with, e.Name, with)}, ""
+		}
+	}
+	if c.addressTaken(of.RVA) {
+		return Rule{"RR-FOLDED", fmt.Sprintf("%s changed, but its old entry %#x is shared with %s (identical code folding) and its address is stored or taken: holders of the pointer cannot be told apart, and a jump there would redirect %s too", fr.Name, of.RVA, with, with)}, ""
+	}
+	note := fmt.Sprintf("old entry %#x is shared with %s (identical code folding): no jump is written; callers are patched to the new body", of.RVA, with)
+	return Rule{"HP-BODY", fmt.Sprintf("%s changed (%s); its old entry %#x is shared with %s (identical code folding), so it is left alone: the patch carries the new %s and the callers that now reach it are patched", fr.Name, fr.Reason, of.RVA, with, fr.Name)}, note
+}
+
+// addressTaken reports whether some old code or data holds rva as a
+// pointer rather than calling or jumping to it.
+func (c *comparer) addressTaken(rva uint32) bool {
+	f := c.old.f
+	for i := range c.old.fns {
+		for _, r := range c.old.fns[i].Refs {
+			if r.Target == rva && r.Kind != pe.RefCall && r.Kind != pe.RefBranch8 && r.Kind != pe.RefBranch32 {
+				return true
+			}
+		}
+	}
+	for _, r := range f.Relocs {
+		if f.IsCode(r.RVA) {
+			continue // fields of instructions: seen as references above
+		}
+		if pointerTarget(f, r.RVA, relocWidth(r)) == rva {
+			return true
+		}
+	}
+	if f.TLS != nil && slices.Contains(f.TLS.Callbacks, rva) {
+		return true
+	}
+	return false
 }
 
 func verdictOf(rules []Rule) string {
@@ -228,40 +320,4 @@ func entryOnlyFunctions(im *image) map[int]bool {
 		}
 	}
 	return out
-}
-
-// entryRoom checks that a jump can be written at the function's entry in
-// the old image: hot-patch padding (a 2-byte first instruction after at
-// least 5 bytes of CC/90), or at least 5 bytes of whole instructions.
-func entryRoom(f *pe.File, fn *pe.Function) (Rule, bool) {
-	mode := 32
-	if f.Is64 {
-		mode = 64
-	}
-	code := f.Bytes(fn.RVA, int(min(fn.Size, 16)))
-	if len(code) == 0 {
-		return Rule{"RR-UNDECODABLE", fmt.Sprintf("%s: no code bytes at its entry %#x", fn.DisplayName(), fn.RVA)}, false
-	}
-	first, err := disasm.Decode(code, uint64(fn.RVA), mode)
-	if err != nil {
-		return Rule{"RR-UNDECODABLE", fmt.Sprintf("%s: first instruction at %#x cannot be decoded: %v", fn.DisplayName(), fn.RVA, err)}, false
-	}
-	if first.Len == 2 && fn.RVA >= 5 {
-		if pad := f.Bytes(fn.RVA-5, 5); len(pad) == 5 && allPad(pad) {
-			return Rule{}, true
-		}
-	}
-	if fn.Size >= 5 {
-		return Rule{}, true
-	}
-	return Rule{"RR-NO-ENTRY-ROOM", fmt.Sprintf("%s is %d bytes long, shorter than a 5-byte jump, and has no hot-patch padding before its entry; build with -fpatchable-function-entry or ms_hook_prologue (/hotpatch) to make it patchable", fn.DisplayName(), fn.Size)}, false
-}
-
-func allPad(b []byte) bool {
-	for _, c := range b {
-		if c != 0xcc && c != 0x90 {
-			return false
-		}
-	}
-	return true
 }

@@ -25,6 +25,7 @@ type comparer struct {
 	roIndex      map[uint32][]int  // read-only target -> old functions using it
 	roTargets    []uint32          // keys of roIndex, sorted
 	inv          map[uint32]uint32 // new data RVA -> lowest old RVA mapped to it
+	targets      []uint32          // old-image branch targets (branchTargets), sorted
 }
 
 // funcDiff is the outcome of comparing one pair.

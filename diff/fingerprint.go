@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"hash/fnv"
+	"slices"
 	"sort"
 	"sync"
 
@@ -175,6 +176,12 @@ func (im *image) fingerprint(i int) fprint {
 	defer putBuf(bp)
 	masked := im.code(&cs, (*bp)[:0])
 	*bp = masked
+	// Tokens are collected in a reused buffer and copied out at their exact
+	// size: a big image has millions, and append's spare capacity would
+	// be a third of them again.
+	tp := tokPool.Get().(*[]tok)
+	defer tokPool.Put(tp)
+	toks := (*tp)[:0]
 	h := fnv.New64a()
 	var scratch [16]byte
 	for _, r := range fn.Refs {
@@ -210,13 +217,15 @@ func (im *image) fingerprint(i int) fprint {
 			}
 		}
 		clear(masked[at : at+uint32(r.Width)])
-		fp.toks = append(fp.toks, t)
+		toks = append(toks, t)
 		if t.tk == tokFunc && r.Kind == pe.RefCall {
 			fp.calls = append(fp.calls, int(t.fn))
 		} else if t.tk == tokFunc && (r.Kind == pe.RefBranch32 || r.Kind == pe.RefBranch8) {
 			fp.jumps = append(fp.jumps, int(t.fn))
 		}
 	}
+	*tp = toks
+	fp.toks = slices.Clone(toks)
 	for _, jt := range fn.JumpTables {
 		var offs []uint32
 		for _, tgt := range jt.Targets {
@@ -299,6 +308,8 @@ func (im *image) masked(i int, buf []byte) []byte {
 // bufPool holds scratch buffers for masked code, so that comparing
 // thousands of functions does not allocate a copy of each.
 var bufPool = sync.Pool{New: func() any { return new([]byte) }}
+
+var tokPool = sync.Pool{New: func() any { return new([]tok) }}
 
 func getBuf() *[]byte  { return bufPool.Get().(*[]byte) }
 func putBuf(b *[]byte) { *b = (*b)[:0]; bufPool.Put(b) }

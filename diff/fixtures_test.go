@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -19,12 +20,17 @@ type expectation struct {
 	Added   []string `json:"added"`
 	Removed []string `json:"removed"`
 	Verdict string   `json:"verdict"`
-	Rules   []string `json:"rules"`
-	Arch    map[string]struct {
+	Rules   []string `json:"rules"`   // rule ids that must appear
+	MustNot []string `json:"must_not"` // rule ids that must not appear
+	// PatchMethod is the trampoline method of the changed functions per
+	// arch: "jmp-rel32", "hotpatch-pad" or "jmp-rel32 or hotpatch-pad".
+	PatchMethod map[string]string `json:"patch_method"`
+	Arch        map[string]struct {
 		Changed []string `json:"changed"`
 		Added   []string `json:"added"`
 		Removed []string `json:"removed"`
 		Verdict string   `json:"verdict"`
+		Rules   []string `json:"rules"`
 	} `json:"arch"`
 }
 
@@ -128,6 +134,9 @@ func TestFixtureExpectations(t *testing.T) {
 						if a.Verdict != "" {
 							want.Verdict = a.Verdict
 						}
+						if a.Rules != nil {
+							want.Rules = a.Rules
+						}
 					}
 					o, n := openPair(t, dir, arch, variant)
 					r := Compare(o, n)
@@ -155,12 +164,66 @@ func TestFixtureExpectations(t *testing.T) {
 							t.Errorf("verdict %s, want %s", r.Verdict, want.Verdict)
 						}
 					}
+					if _, known := knownGaps[key]; !known {
+						checkRules(t, r, want, arch)
+					}
 					// Every function of both images appears, none twice.
 					checkCoverage(t, r, o, n)
 				})
 			}
 		}
 	}
+}
+
+// checkRules asserts the rule ids the expectation names, the ones it
+// forbids, and the trampoline method of every changed function that has a
+// site.
+func checkRules(t *testing.T, r *Report, want expectation, arch string) {
+	t.Helper()
+	ids := map[string]bool{}
+	for _, f := range r.Functions {
+		for _, x := range f.Rules {
+			ids[x.ID] = true
+		}
+	}
+	for _, c := range r.Changes {
+		for _, x := range c.Rules {
+			ids[x.ID] = true
+		}
+	}
+	for _, id := range want.Rules {
+		if !ids[id] {
+			t.Errorf("rule %s missing (rules: %v)", id, sorted(keys(ids)))
+		}
+	}
+	for _, id := range want.MustNot {
+		if ids[id] {
+			t.Errorf("rule %s must not appear", id)
+		}
+	}
+	if m, ok := want.PatchMethod[arch]; ok {
+		allowed := strings.Split(m, " or ")
+		sites := 0
+		for _, f := range r.Functions {
+			if f.Site != nil {
+				sites++
+				if !slices.Contains(allowed, f.Site.Method) {
+					t.Errorf("%s: patch method %s, want %s", f.Name, f.Site.Method, m)
+				}
+			}
+		}
+		if sites == 0 {
+			t.Errorf("no function has a patch site, want %s", m)
+		}
+	}
+}
+
+func keys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
 }
 
 // checkCoverage asserts that every function of both images is in the

@@ -42,6 +42,8 @@ type Report struct {
 
 	// Counts per status, for the text summary (not in the JSON contract).
 	Counts map[Status]int `json:"-"`
+
+	plan *Plan
 }
 
 // ImageSummary identifies one side.
@@ -72,6 +74,9 @@ type Function struct {
 	// Folded is set when the old body carried several names (identical
 	// code folding) and this entry follows one of them into the new build.
 	Folded bool `json:"folded,omitempty"`
+	// Site is where the old entry of a changed, hot-patchable function
+	// takes its jump, with the bytes rollback restores.
+	Site *Site `json:"site,omitempty"`
 
 	// For the text renderer: code-space offsets of the first difference.
 	OldOff, NewOff uint32 `json:"-"`
