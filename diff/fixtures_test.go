@@ -20,7 +20,7 @@ type expectation struct {
 	Added   []string `json:"added"`
 	Removed []string `json:"removed"`
 	Verdict string   `json:"verdict"`
-	Rules   []string `json:"rules"`   // rule ids that must appear
+	Rules   []string `json:"rules"`    // rule ids that must appear
 	MustNot []string `json:"must_not"` // rule ids that must not appear
 	// PatchMethod is the trampoline method of the changed functions per
 	// arch: "jmp-rel32", "hotpatch-pad" or "jmp-rel32 or hotpatch-pad".

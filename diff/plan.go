@@ -97,9 +97,9 @@ type planner struct {
 	queue   []int        // carried functions whose references are not resolved yet
 	// tableRules are the changes that report carried jump tables.
 	tableRules []Change
-	byNew   map[int]*Function
-	data    map[uint32]*PlanData // carried data by new RVA
-	imports map[string]bool
+	byNew      map[int]*Function
+	data       map[uint32]*PlanData // carried data by new RVA
+	imports    map[string]bool
 	// rules found while resolving references, per new function index.
 	rules map[int][]Rule
 }
