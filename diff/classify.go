@@ -31,6 +31,10 @@ func classify(r *Report, c *comparer) {
 		case Unchanged:
 			continue
 		case Added:
+			if rule, ok := c.dwarfUnwind(fr); ok {
+				fr.Rules = append(fr.Rules, rule)
+				break
+			}
 			fr.Rules = append(fr.Rules, Rule{"HP-NEW-FUNC", fmt.Sprintf("%s is new; the patch carries it if patched code reaches it", fr.Name)})
 		case Removed:
 			fr.Rules = append(fr.Rules, Rule{"HP-REMOVED", fmt.Sprintf("%s is gone from the new build; the old copy stays in memory, unreachable from new code", fr.Name)})
@@ -43,6 +47,10 @@ func classify(r *Report, c *comparer) {
 				rule, note := c.foldedRule(fr, fr.old)
 				fr.Rules = append(fr.Rules, rule)
 				notes[fr.new] = note
+				break
+			}
+			if rule, ok := c.dwarfUnwind(fr); ok {
+				fr.Rules = append(fr.Rules, rule)
 				break
 			}
 			site, rule := c.site(fr.old)
@@ -81,6 +89,39 @@ func classify(r *Report, c *comparer) {
 	for _, ch := range r.Changes {
 		r.Verdict = worse(r.Verdict, ch.Verdict)
 	}
+}
+
+// dwarfUnwind returns RR-UNWIND when the function handles exceptions
+// through DWARF unwind tables (gcc's x86 .eh_frame, with landing pads in
+// its LSDA) in either build. Those tables are registered once, when the
+// image loads (__register_frame_info), and the applier cannot register
+// more for code it places: an exception reaching the patched function
+// would find no frame description and terminate the process. x64 images
+// unwind through .pdata, which the package carries and the applier
+// registers (RtlAddFunctionTable), so this applies to DWARF images only.
+func (c *comparer) dwarfUnwind(fr *Function) (Rule, bool) {
+	check := func(im *image, i int) (pe.FDE, bool) {
+		if i < 0 || len(im.f.EHFrame) == 0 || len(im.f.Unwind) > 0 {
+			return pe.FDE{}, false
+		}
+		fn := &im.fns[i]
+		for _, p := range append([]pe.Chunk{{RVA: fn.RVA, Size: fn.Size}}, fn.Chunks...) {
+			if e, ok := im.f.FDEAt(p.RVA); ok && e.LSDA != 0 {
+				return e, true
+			}
+		}
+		return pe.FDE{}, false
+	}
+	for _, side := range []struct {
+		im   *image
+		i    int
+		name string
+	}{{c.old, fr.old, "old"}, {c.new, fr.new, "new"}} {
+		if e, ok := check(side.im, side.i); ok {
+			return Rule{"RR-UNWIND", fmt.Sprintf("%s catches or cleans up after exceptions through DWARF unwind tables (the %s build's .eh_frame entry %#x..%#x has landing pads in its LSDA at %s); those tables are registered once at load, so an exception reaching patched code would find no frame description and terminate the process. x64 builds (SEH unwinding through .pdata) do not have this limit", fr.Name, side.name, e.Begin, e.End, side.im.f.Resolve(e.LSDA))}, true
+		}
+	}
+	return Rule{}, false
 }
 
 // foldedRule classifies a changed function whose old body was shared with

@@ -163,6 +163,7 @@ func (f *File) parseDirectories() error {
 	f.parseDebug()
 	f.parseWithSaferwall()
 	f.parsePdata()
+	f.parseEHFrame()
 	return nil
 }
 

@@ -167,6 +167,7 @@ type File struct {
 	Relocs     []Reloc           // sorted by RVA
 	Symbols    []Symbol          // COFF symbols (and link-map symbols), sorted by RVA then name
 	Unwind     []RuntimeFunction // .pdata entries, sorted by BeginAddress (x64 only)
+	EHFrame    []FDE             // DWARF .eh_frame entries, sorted by Begin (gcc x86 exception handling)
 
 	// Warnings lists problems that did not stop the image from being
 	// modelled but may make it less precise (a directory that failed to
