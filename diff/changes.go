@@ -154,19 +154,19 @@ func imageChanges(o, n *pe.File, c *comparer) []Change {
 		out = append(out, Change{Kind: kind, Name: name, Rules: append([]Rule{}, r...)})
 	}
 	if o.TimeDateStamp != n.TimeDateStamp {
-		add(KindHeader, "TimeDateStamp", Rule{"NEUTRAL-TIMESTAMP", fmt.Sprintf("TimeDateStamp %#x -> %#x", o.TimeDateStamp, n.TimeDateStamp)})
+		add(KindHeader, "TimeDateStamp", Rule{ID: "NEUTRAL-TIMESTAMP", Message: fmt.Sprintf("TimeDateStamp %#x -> %#x", o.TimeDateStamp, n.TimeDateStamp)})
 	}
 	if o.CheckSum != n.CheckSum {
-		add(KindHeader, "CheckSum", Rule{"NEUTRAL-CHECKSUM", fmt.Sprintf("CheckSum %#x -> %#x", o.CheckSum, n.CheckSum)})
+		add(KindHeader, "CheckSum", Rule{ID: "NEUTRAL-CHECKSUM", Message: fmt.Sprintf("CheckSum %#x -> %#x", o.CheckSum, n.CheckSum)})
 	}
 	if o.ImageBase != n.ImageBase {
-		add(KindHeader, "ImageBase", Rule{"NEUTRAL-LAYOUT", fmt.Sprintf("preferred image base %#x -> %#x; code is compared by what it references, not by address", o.ImageBase, n.ImageBase)})
+		add(KindHeader, "ImageBase", Rule{ID: "NEUTRAL-LAYOUT", Message: fmt.Sprintf("preferred image base %#x -> %#x; code is compared by what it references, not by address", o.ImageBase, n.ImageBase)})
 	}
 	if a, b := pdbOf(o), pdbOf(n); a != b {
-		add(KindHeader, "debug directory", Rule{"NEUTRAL-DEBUG", fmt.Sprintf("PDB identity %s -> %s", a, b)})
+		add(KindHeader, "debug directory", Rule{ID: "NEUTRAL-DEBUG", Message: fmt.Sprintf("PDB identity %s -> %s", a, b)})
 	}
 	if a, b := richOf(o), richOf(n); a != b {
-		add(KindHeader, "Rich header", Rule{"NEUTRAL-TOOLCHAIN", fmt.Sprintf("toolchain %s -> %s", a, b)})
+		add(KindHeader, "Rich header", Rule{ID: "NEUTRAL-TOOLCHAIN", Message: fmt.Sprintf("toolchain %s -> %s", a, b)})
 	}
 	// Sections by name.
 	osec, nsec := map[string]*pe.Section{}, map[string]*pe.Section{}
@@ -180,19 +180,19 @@ func imageChanges(o, n *pe.File, c *comparer) []Change {
 		ns, ok := nsec[s.Name]
 		switch {
 		case !ok:
-			add(KindSection, s.Name, Rule{"NEUTRAL-SECTION", fmt.Sprintf("section %s removed", s.Name)})
+			add(KindSection, s.Name, Rule{ID: "NEUTRAL-SECTION", Message: fmt.Sprintf("section %s removed", s.Name)})
 		case ns.VirtualSize != s.VirtualSize:
-			add(KindSection, s.Name, Rule{"NEUTRAL-SECTION", fmt.Sprintf("section %s size %#x -> %#x", s.Name, s.VirtualSize, ns.VirtualSize)})
+			add(KindSection, s.Name, Rule{ID: "NEUTRAL-SECTION", Message: fmt.Sprintf("section %s size %#x -> %#x", s.Name, s.VirtualSize, ns.VirtualSize)})
 		}
 	}
 	for _, s := range n.Sections {
 		if _, ok := osec[s.Name]; !ok {
-			add(KindSection, s.Name, Rule{"NEUTRAL-SECTION", fmt.Sprintf("section %s added (%#x bytes)", s.Name, s.VirtualSize)})
+			add(KindSection, s.Name, Rule{ID: "NEUTRAL-SECTION", Message: fmt.Sprintf("section %s added (%#x bytes)", s.Name, s.VirtualSize)})
 		}
 	}
 	if rs := o.SectionByName(".rsrc"); rs != nil {
 		if rn := n.SectionByName(".rsrc"); rn != nil && !bytes.Equal(o.Bytes(rs.VirtualAddress, int(rs.SizeOfRawData)), n.Bytes(rn.VirtualAddress, int(rn.SizeOfRawData))) {
-			add(KindResource, ".rsrc", Rule{"NEUTRAL-RESOURCE", "resource data changed (version info, manifest, ...); running processes keep the old resources until restart"})
+			add(KindResource, ".rsrc", Rule{ID: "NEUTRAL-RESOURCE", Message: "resource data changed (version info, manifest, ...); running processes keep the old resources until restart"})
 		}
 	}
 	out = append(out, exportChanges(o, n, c)...)
@@ -260,18 +260,18 @@ func exportChanges(o, n *pe.File, c *comparer) []Change {
 		switch {
 		case !ok && renamedTo[k] != "":
 			renamedNew[renamedTo[k]] = true
-			out = append(out, Change{Kind: KindExport, Name: k, Rules: []Rule{{"RR-EXPORTS", fmt.Sprintf("export %s renamed to %s; modules that import it bind by name at load time", k, renamedTo[k])}}})
+			out = append(out, Change{Kind: KindExport, Name: k, Rules: []Rule{{ID: "RR-EXPORTS", Message: fmt.Sprintf("export %s renamed to %s; modules that import it bind by name at load time", k, renamedTo[k])}}})
 		case !ok:
-			out = append(out, Change{Kind: KindExport, Name: k, Rules: []Rule{{"RR-EXPORTS", fmt.Sprintf("export %s (ordinal %d) removed; modules that import it bind at load time", k, e.Ordinal)}}})
+			out = append(out, Change{Kind: KindExport, Name: k, Rules: []Rule{{ID: "RR-EXPORTS", Message: fmt.Sprintf("export %s (ordinal %d) removed; modules that import it bind at load time", k, e.Ordinal)}}})
 		case ne.Ordinal != e.Ordinal:
-			out = append(out, Change{Kind: KindExport, Name: k, Rules: []Rule{{"RR-EXPORTS", fmt.Sprintf("export %s re-ordinaled %d -> %d", k, e.Ordinal, ne.Ordinal)}}})
+			out = append(out, Change{Kind: KindExport, Name: k, Rules: []Rule{{ID: "RR-EXPORTS", Message: fmt.Sprintf("export %s re-ordinaled %d -> %d", k, e.Ordinal, ne.Ordinal)}}})
 		case ne.Forwarder != e.Forwarder:
-			out = append(out, Change{Kind: KindExport, Name: k, Rules: []Rule{{"RR-EXPORTS", fmt.Sprintf("export %s forwarder %q -> %q", k, e.Forwarder, ne.Forwarder)}}})
+			out = append(out, Change{Kind: KindExport, Name: k, Rules: []Rule{{ID: "RR-EXPORTS", Message: fmt.Sprintf("export %s forwarder %q -> %q", k, e.Forwarder, ne.Forwarder)}}})
 		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(nm)) {
 		if _, ok := om[k]; !ok && !renamedNew[k] {
-			out = append(out, Change{Kind: KindExport, Name: k, Rules: []Rule{{"RR-EXPORTS", fmt.Sprintf("export %s (ordinal %d) added; the running module's export table cannot grow", k, nm[k].Ordinal)}}})
+			out = append(out, Change{Kind: KindExport, Name: k, Rules: []Rule{{ID: "RR-EXPORTS", Message: fmt.Sprintf("export %s (ordinal %d) added; the running module's export table cannot grow", k, nm[k].Ordinal)}}})
 		}
 	}
 	return out
@@ -290,10 +290,10 @@ func importChanges(o, n *pe.File) []Change {
 	om, nm := set(o), set(n)
 	var out []Change
 	for _, k := range missing(nm, om) {
-		out = append(out, Change{Kind: KindImport, Name: k, Rules: []Rule{{"HP-NEW-IMPORT", fmt.Sprintf("new import %s; the applier resolves it in the target process", k)}}})
+		out = append(out, Change{Kind: KindImport, Name: k, Rules: []Rule{{ID: "HP-NEW-IMPORT", Message: fmt.Sprintf("new import %s; the applier resolves it in the target process", k)}}})
 	}
 	for _, k := range missing(om, nm) {
-		out = append(out, Change{Kind: KindImport, Name: k, Rules: []Rule{{"NEUTRAL-IMPORT-UNUSED", fmt.Sprintf("import %s no longer used; the old binding stays", k)}}})
+		out = append(out, Change{Kind: KindImport, Name: k, Rules: []Rule{{ID: "NEUTRAL-IMPORT-UNUSED", Message: fmt.Sprintf("import %s no longer used; the old binding stays", k)}}})
 	}
 	return out
 }
@@ -317,22 +317,22 @@ func tlsChanges(o, n *pe.File, c *comparer) []Change {
 	case ot == nil && nt == nil:
 		return nil
 	case ot == nil || nt == nil:
-		return []Change{{Kind: KindTLS, Name: "TLS directory", Rules: []Rule{{"RR-TLS", "TLS directory added or removed; thread-local storage is laid out when the module loads"}}}}
+		return []Change{{Kind: KindTLS, Name: "TLS directory", Rules: []Rule{{ID: "RR-TLS", Message: "TLS directory added or removed; thread-local storage is laid out when the module loads"}}}}
 	}
 	osz, nsz := ot.EndAddressOfRawData-ot.StartAddressOfRawData, nt.EndAddressOfRawData-nt.StartAddressOfRawData
 	if osz != nsz || ot.SizeOfZeroFill != nt.SizeOfZeroFill {
-		out = append(out, Change{Kind: KindTLS, Name: "TLS template", Rules: []Rule{{"RR-TLS", fmt.Sprintf("TLS template size %d+%d -> %d+%d bytes; existing threads keep the old layout", osz, ot.SizeOfZeroFill, nsz, nt.SizeOfZeroFill)}}})
+		out = append(out, Change{Kind: KindTLS, Name: "TLS template", Rules: []Rule{{ID: "RR-TLS", Message: fmt.Sprintf("TLS template size %d+%d -> %d+%d bytes; existing threads keep the old layout", osz, ot.SizeOfZeroFill, nsz, nt.SizeOfZeroFill)}}})
 	} else if osz > 0 && osz < 1<<20 {
 		or, _ := tlsRVA(o, ot.StartAddressOfRawData)
 		nr, _ := tlsRVA(n, nt.StartAddressOfRawData)
 		ob, nb := o.Bytes(or, int(osz)), n.Bytes(nr, int(nsz))
 		// The template may hold pointers, which move with the layout.
 		if !bytes.Equal(ob, nb) && !(len(ob) == len(nb) && c.objectsEqual(or, nr, ob, nb)) {
-			out = append(out, Change{Kind: KindTLS, Name: "TLS template", Rules: []Rule{{"RR-TLS", "TLS template contents changed; existing threads keep their copies"}}})
+			out = append(out, Change{Kind: KindTLS, Name: "TLS template", Rules: []Rule{{ID: "RR-TLS", Message: "TLS template contents changed; existing threads keep their copies"}}})
 		}
 	}
 	if len(ot.Callbacks) != len(nt.Callbacks) {
-		out = append(out, Change{Kind: KindTLS, Name: "TLS callbacks", Rules: []Rule{{"RR-ENTRY", fmt.Sprintf("TLS callback count %d -> %d; callbacks already ran for existing threads", len(ot.Callbacks), len(nt.Callbacks))}}})
+		out = append(out, Change{Kind: KindTLS, Name: "TLS callbacks", Rules: []Rule{{ID: "RR-ENTRY", Message: fmt.Sprintf("TLS callback count %d -> %d; callbacks already ran for existing threads", len(ot.Callbacks), len(nt.Callbacks))}}})
 	}
 	return out
 }

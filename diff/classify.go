@@ -35,12 +35,12 @@ func classify(r *Report, c *comparer) {
 				fr.Rules = append(fr.Rules, rule)
 				break
 			}
-			fr.Rules = append(fr.Rules, Rule{"HP-NEW-FUNC", fmt.Sprintf("%s is new; the patch carries it if patched code reaches it", fr.Name)})
+			fr.Rules = append(fr.Rules, Rule{ID: "HP-NEW-FUNC", Message: fmt.Sprintf("%s is new; the patch carries it if patched code reaches it", fr.Name)})
 		case Removed:
-			fr.Rules = append(fr.Rules, Rule{"HP-REMOVED", fmt.Sprintf("%s is gone from the new build; the old copy stays in memory, unreachable from new code", fr.Name)})
+			fr.Rules = append(fr.Rules, Rule{ID: "HP-REMOVED", Message: fmt.Sprintf("%s is gone from the new build; the old copy stays in memory, unreachable from new code", fr.Name)})
 		case Changed:
 			if entryOnly[fr.old] {
-				fr.Rules = append(fr.Rules, Rule{"RR-ENTRY", fmt.Sprintf("%s runs only at load (from the entry point or a TLS callback) and has already run in every process; %s", fr.Name, fr.Reason)})
+				fr.Rules = append(fr.Rules, Rule{ID: "RR-ENTRY", Message: fmt.Sprintf("%s runs only at load (from the entry point or a TLS callback) and has already run in every process; %s", fr.Name, fr.Reason)})
 				break
 			}
 			if shared[fr.old] {
@@ -60,7 +60,7 @@ func classify(r *Report, c *comparer) {
 			}
 			fr.Site = site
 			sites[fr.new] = site
-			fr.Rules = append(fr.Rules, Rule{"HP-BODY", fmt.Sprintf("%s changed (%s); a %s jump at its entry (site RVA %#x) sends callers to the new code", fr.Name, fr.Reason, site.Method, site.RVA)})
+			fr.Rules = append(fr.Rules, Rule{ID: "HP-BODY", Message: fmt.Sprintf("%s changed (%s); a %s jump at its entry (site RVA %#x) sends callers to the new code", fr.Name, fr.Reason, site.Method, site.RVA)})
 		}
 	}
 	for i := range r.Changes {
@@ -72,6 +72,13 @@ func classify(r *Report, c *comparer) {
 	if r.Counts[Changed]+r.Counts[Added] > 0 {
 		r.plan = include(r, c, sites, notes)
 	}
+	review(r, c)
+	r.computeVerdicts()
+}
+
+// computeVerdicts derives every function's and change's verdict from its
+// rules, and the report's from theirs.
+func (r *Report) computeVerdicts() {
 	for i := range r.Functions {
 		fr := &r.Functions[i]
 		if fr.Status != Unchanged {
@@ -91,110 +98,20 @@ func classify(r *Report, c *comparer) {
 	}
 }
 
-// dwarfUnwind returns RR-UNWIND when the function handles exceptions
-// through DWARF unwind tables (gcc's x86 .eh_frame, with landing pads in
-// its LSDA) in either build. Those tables are registered once, when the
-// image loads (__register_frame_info), and the applier cannot register
-// more for code it places: an exception reaching the patched function
-// would find no frame description and terminate the process. x64 images
-// unwind through .pdata, which the package carries and the applier
-// registers (RtlAddFunctionTable), so this applies to DWARF images only.
-func (c *comparer) dwarfUnwind(fr *Function) (Rule, bool) {
-	check := func(im *image, i int) (pe.FDE, bool) {
-		if i < 0 || len(im.f.EHFrame) == 0 || len(im.f.Unwind) > 0 {
-			return pe.FDE{}, false
-		}
-		fn := &im.fns[i]
-		for _, p := range append([]pe.Chunk{{RVA: fn.RVA, Size: fn.Size}}, fn.Chunks...) {
-			if e, ok := im.f.FDEAt(p.RVA); ok && e.LSDA != 0 {
-				return e, true
-			}
-		}
-		return pe.FDE{}, false
-	}
-	for _, side := range []struct {
-		im   *image
-		i    int
-		name string
-	}{{c.old, fr.old, "old"}, {c.new, fr.new, "new"}} {
-		if e, ok := check(side.im, side.i); ok {
-			return Rule{"RR-UNWIND", fmt.Sprintf("%s catches or cleans up after exceptions through DWARF unwind tables (the %s build's .eh_frame entry %#x..%#x has landing pads in its LSDA at %s); those tables are registered once at load, so an exception reaching patched code would find no frame description and terminate the process. x64 builds (SEH unwinding through .pdata) do not have this limit", fr.Name, side.name, e.Begin, e.End, side.im.f.Resolve(e.LSDA))}, true
-		}
-	}
-	return Rule{}, false
-}
-
-// foldedRule classifies a changed function whose old body was shared with
-// other names (identical code folding) that the new build split apart. A
-// jump at the shared entry would redirect the other names too, so none is
-// written: the patch carries the new body and its callers, which the diff
-// reports changed because they now call it, are patched to reach it. That
-// works unless something other than patchable code holds the old address.
-func (c *comparer) foldedRule(fr *Function, o int) (Rule, string) {
-	of := &c.old.fns[o]
-	var others []string
-	for _, n := range append([]string{of.Name}, of.Aliases...) {
-		if n != "" && n != fr.Name && !slices.Contains(others, n) {
-			others = append(others, n)
-		}
-	}
-	// Without symbols the names come from the new build's split bodies.
-	for _, sp := range c.p.splits {
-		if sp[0] == o {
-			for _, n := range []int{sp[1], c.p.o2n[o]} {
-				if n >= 0 && n != fr.new {
-					if name := c.new.fns[n].DisplayName(); !slices.Contains(others, name) {
-						others = append(others, name)
-					}
-				}
-			}
-		}
-	}
-	with := strings.Join(others, ", ")
-	if with == "" {
-		with = "another function"
-	}
-	for _, e := range c.old.f.Exports {
-		if e.RVA == of.RVA && e.Name == fr.Name {
-			return Rule{"RR-FOLDED", fmt.Sprintf("%s changed, but its old entry %#x is shared with %s (identical code folding) and is exported as %s: importers hold that address, and a jump there would redirect %s too", fr.Name, of.RVA, with, e.Name, with)}, ""
-		}
-	}
-	if c.addressTaken(of.RVA) {
-		return Rule{"RR-FOLDED", fmt.Sprintf("%s changed, but its old entry %#x is shared with %s (identical code folding) and its address is stored or taken: holders of the pointer cannot be told apart, and a jump there would redirect %s too", fr.Name, of.RVA, with, with)}, ""
-	}
-	note := fmt.Sprintf("old entry %#x is shared with %s (identical code folding): no jump is written; callers are patched to the new body", of.RVA, with)
-	return Rule{"HP-BODY", fmt.Sprintf("%s changed (%s); its old entry %#x is shared with %s (identical code folding), so it is left alone: the patch carries the new %s and the callers that now reach it are patched", fr.Name, fr.Reason, of.RVA, with, fr.Name)}, note
-}
-
-// addressTaken reports whether some old code or data holds rva as a
-// pointer rather than calling or jumping to it.
-func (c *comparer) addressTaken(rva uint32) bool {
-	f := c.old.f
-	for i := range c.old.fns {
-		for _, r := range c.old.fns[i].Refs {
-			if r.Target == rva && r.Kind != pe.RefCall && r.Kind != pe.RefBranch8 && r.Kind != pe.RefBranch32 {
-				return true
-			}
-		}
-	}
-	for _, r := range f.Relocs {
-		if f.IsCode(r.RVA) {
-			continue // fields of instructions: seen as references above
-		}
-		if pointerTarget(f, r.RVA, relocWidth(r)) == rva {
-			return true
-		}
-	}
-	if f.TLS != nil && slices.Contains(f.TLS.Callbacks, rva) {
-		return true
-	}
-	return false
-}
-
+// verdictOf is the verdict a list of rules gives: reboot-required when one
+// blocks (an RR- rule, or any rule a policy set to block), hot-patchable
+// when one is HP-, neutral otherwise. A rule a policy set to warn does not
+// block.
 func verdictOf(rules []Rule) string {
 	v := ""
 	for _, r := range rules {
 		switch {
+		case r.Policy == Block:
+			return VerdictRebootRequired
+		case r.Policy == Warn:
+			if v == "" {
+				v = VerdictNeutral
+			}
 		case strings.HasPrefix(r.ID, "RR-"):
 			return VerdictRebootRequired
 		case strings.HasPrefix(r.ID, "HP-"):
@@ -219,21 +136,21 @@ func dataRule(ch *Change, c *comparer) Rule {
 	d := ch.data
 	if d.writable {
 		if d.oldSize != d.newSize {
-			return Rule{"RR-DATA-LAYOUT", fmt.Sprintf("data object %s changed size from %d to %d bytes; running code and data keep the old layout", ch.Name, d.oldSize, d.newSize)}
+			return Rule{ID: "RR-DATA-LAYOUT", Message: fmt.Sprintf("data object %s changed size from %d to %d bytes; running code and data keep the old layout", ch.Name, d.oldSize, d.newSize)}
 		}
 		where, ov, nv := changedSpan(d.oldVal, d.newVal)
-		return Rule{"RR-DATA-INIT", fmt.Sprintf("initial value of %s%s changed from %s to %s; running processes keep the value they have", ch.Name, where, ov, nv)}
+		return Rule{ID: "RR-DATA-INIT", Message: fmt.Sprintf("initial value of %s%s changed from %s to %s; running processes keep the value they have", ch.Name, where, ov, nv)}
 	}
 	if pointsIntoCode(c.old.f, d.oldRVA, uint32(d.oldSize)) || pointsIntoCode(c.new.f, d.newRVA, uint32(d.newSize)) {
-		return Rule{"RR-SHARED-CONST", fmt.Sprintf("read-only table %s holds code pointers (a function-pointer table or vtable) and changed; running objects and copies keep pointers to the old table and entries", ch.Name)}
+		return Rule{ID: "RR-SHARED-CONST", Message: fmt.Sprintf("read-only table %s holds code pointers (a function-pointer table or vtable) and changed; running objects and copies keep pointers to the old table and entries", ch.Name)}
 	}
 	// Read-only: shared with unchanged code?
 	for _, u := range c.roUsers(d.oldRVA, uint32(d.oldSize)) {
 		if c.unchangedOld[u] {
-			return Rule{"RR-SHARED-CONST", fmt.Sprintf("read-only data %s changed (%s -> %s) but unchanged code %s also uses it", ch.Name, preview(d.oldVal), preview(d.newVal), c.old.fns[u].DisplayName())}
+			return Rule{ID: "RR-SHARED-CONST", Message: fmt.Sprintf("read-only data %s changed (%s -> %s) but unchanged code %s also uses it", ch.Name, preview(d.oldVal), preview(d.newVal), c.old.fns[u].DisplayName())}
 		}
 	}
-	return Rule{"HP-NEW-CONST", fmt.Sprintf("read-only data %s changed (%s -> %s); the patch carries the new copy for the patched code", ch.Name, preview(d.oldVal), preview(d.newVal))}
+	return Rule{ID: "HP-NEW-CONST", Message: fmt.Sprintf("read-only data %s changed (%s -> %s); the patch carries the new copy for the patched code", ch.Name, preview(d.oldVal), preview(d.newVal))}
 }
 
 // roUsers returns the old functions that reference read-only data in
@@ -362,3 +279,103 @@ func entryOnlyFunctions(im *image) map[int]bool {
 	}
 	return out
 }
+// dwarfUnwind returns RR-UNWIND when the function handles exceptions
+// through DWARF unwind tables (gcc's x86 .eh_frame, with landing pads in
+// its LSDA) in either build. Those tables are registered once, when the
+// image loads (__register_frame_info), and the applier cannot register
+// more for code it places: an exception reaching the patched function
+// would find no frame description and terminate the process. x64 images
+// unwind through .pdata, which the package carries and the applier
+// registers (RtlAddFunctionTable), so this applies to DWARF images only.
+func (c *comparer) dwarfUnwind(fr *Function) (Rule, bool) {
+	check := func(im *image, i int) (pe.FDE, bool) {
+		if i < 0 || len(im.f.EHFrame) == 0 || len(im.f.Unwind) > 0 {
+			return pe.FDE{}, false
+		}
+		fn := &im.fns[i]
+		for _, p := range append([]pe.Chunk{{RVA: fn.RVA, Size: fn.Size}}, fn.Chunks...) {
+			if e, ok := im.f.FDEAt(p.RVA); ok && e.LSDA != 0 {
+				return e, true
+			}
+		}
+		return pe.FDE{}, false
+	}
+	for _, side := range []struct {
+		im   *image
+		i    int
+		name string
+	}{{c.old, fr.old, "old"}, {c.new, fr.new, "new"}} {
+		if e, ok := check(side.im, side.i); ok {
+			return Rule{ID: "RR-UNWIND", Message: fmt.Sprintf("%s catches or cleans up after exceptions through DWARF unwind tables (the %s build's .eh_frame entry %#x..%#x has landing pads in its LSDA at %s); those tables are registered once at load, so an exception reaching patched code would find no frame description and terminate the process. x64 builds (SEH unwinding through .pdata) do not have this limit", fr.Name, side.name, e.Begin, e.End, side.im.f.Resolve(e.LSDA))}, true
+		}
+	}
+	return Rule{}, false
+}
+
+// foldedRule classifies a changed function whose old body was shared with
+// other names (identical code folding) that the new build split apart. A
+// jump at the shared entry would redirect the other names too, so none is
+// written: the patch carries the new body and its callers, which the diff
+// reports changed because they now call it, are patched to reach it. That
+// works unless something other than patchable code holds the old address.
+func (c *comparer) foldedRule(fr *Function, o int) (Rule, string) {
+	of := &c.old.fns[o]
+	var others []string
+	for _, n := range append([]string{of.Name}, of.Aliases...) {
+		if n != "" && n != fr.Name && !slices.Contains(others, n) {
+			others = append(others, n)
+		}
+	}
+	// Without symbols the names come from the new build's split bodies.
+	for _, sp := range c.p.splits {
+		if sp[0] == o {
+			for _, n := range []int{sp[1], c.p.o2n[o]} {
+				if n >= 0 && n != fr.new {
+					if name := c.new.fns[n].DisplayName(); !slices.Contains(others, name) {
+						others = append(others, name)
+					}
+				}
+			}
+		}
+	}
+	with := strings.Join(others, ", ")
+	if with == "" {
+		with = "another function"
+	}
+	for _, e := range c.old.f.Exports {
+		if e.RVA == of.RVA && e.Name == fr.Name {
+			return Rule{ID: "RR-FOLDED", Message: fmt.Sprintf("%s changed, but its old entry %#x is shared with %s (identical code folding) and is exported as %s: importers hold that address, and a jump there would redirect %s too", fr.Name, of.RVA, with, e.Name, with)}, ""
+		}
+	}
+	if c.addressTaken(of.RVA) {
+		return Rule{ID: "RR-FOLDED", Message: fmt.Sprintf("%s changed, but its old entry %#x is shared with %s (identical code folding) and its address is stored or taken: holders of the pointer cannot be told apart, and a jump there would redirect %s too", fr.Name, of.RVA, with, with)}, ""
+	}
+	note := fmt.Sprintf("old entry %#x is shared with %s (identical code folding): no jump is written; callers are patched to the new body", of.RVA, with)
+	return Rule{ID: "HP-BODY", Message: fmt.Sprintf("%s changed (%s); its old entry %#x is shared with %s (identical code folding), so it is left alone: the patch carries the new %s and the callers that now reach it are patched", fr.Name, fr.Reason, of.RVA, with, fr.Name)}, note
+}
+
+// addressTaken reports whether some old code or data holds rva as a
+// pointer rather than calling or jumping to it.
+func (c *comparer) addressTaken(rva uint32) bool {
+	f := c.old.f
+	for i := range c.old.fns {
+		for _, r := range c.old.fns[i].Refs {
+			if r.Target == rva && r.Kind != pe.RefCall && r.Kind != pe.RefBranch8 && r.Kind != pe.RefBranch32 {
+				return true
+			}
+		}
+	}
+	for _, r := range f.Relocs {
+		if f.IsCode(r.RVA) {
+			continue // fields of instructions: seen as references above
+		}
+		if pointerTarget(f, r.RVA, relocWidth(r)) == rva {
+			return true
+		}
+	}
+	if f.TLS != nil && slices.Contains(f.TLS.Callbacks, rva) {
+		return true
+	}
+	return false
+}
+

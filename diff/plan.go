@@ -178,7 +178,7 @@ func (pl *planner) tables(n int) []PlanTable {
 		out = append(out, PlanTable{NewRVA: jt.RVA, InCode: in, Kind: jt.Kind, Entry: jt.Entry, Targets: c.new.fps[n].tables[k]})
 		if !in {
 			pl.tableRules = append(pl.tableRules, Change{Kind: KindData, Name: fmt.Sprintf("%s jump table %d", fn.DisplayName(), k),
-				Rules: []Rule{{"HP-NEW-CONST", fmt.Sprintf("jump table %d of %s (%d entries, at %s in the new build) is rebuilt for the new code; the patch carries it", k, fn.DisplayName(), len(jt.Targets), c.new.f.Resolve(jt.RVA))}}})
+				Rules: []Rule{{ID: "HP-NEW-CONST", Message: fmt.Sprintf("jump table %d of %s (%d entries, at %s in the new build) is rebuilt for the new code; the patch carries it", k, fn.DisplayName(), len(jt.Targets), c.new.f.Resolve(jt.RVA))}}})
 		}
 	}
 	return out
@@ -324,7 +324,7 @@ func (pl *planner) dataTarget(fx *Fixup, n int, t *tok) {
 	// copy would be a second variable beside the one running code uses.
 	fx.Target, fx.RVA, fx.Name = TargetOld, 0, name
 	fnName := c.new.fns[n].DisplayName()
-	rule := Rule{"RR-DATA-UNMATCHED", fmt.Sprintf(
+	rule := Rule{ID: "RR-DATA-UNMATCHED", Message: fmt.Sprintf(
 		"%s uses writable data %s, which matches no object of the old image and is not named by a symbol the old image lacks; carrying a fresh copy could split one variable in two. Symbols (a map file or PDB) for both builds would settle it", fnName, name)}
 	if !slices.Contains(pl.rules[n], rule) {
 		pl.rules[n] = append(pl.rules[n], rule)
@@ -482,5 +482,5 @@ func (pl *planner) dataChange(d *PlanData) Change {
 	if d.ReadOnly {
 		id = "HP-NEW-CONST"
 	}
-	return Change{Kind: KindData, Name: d.Name, Rules: []Rule{{id, msg}}}
+	return Change{Kind: KindData, Name: d.Name, Rules: []Rule{{ID: id, Message: msg}}}
 }

@@ -97,6 +97,9 @@ type Change struct {
 type Rule struct {
 	ID      string `json:"id"`
 	Message string `json:"message"`
+	// Policy is set when a --policy file changed what the rule does:
+	// "warn" (non-blocking) or "block" (reboot-required).
+	Policy Action `json:"policy,omitempty"`
 }
 
 func summary(f *pe.File) ImageSummary {

@@ -104,11 +104,11 @@ func (c *comparer) site(o int) (*Site, *Rule) {
 	}
 	code := f.Bytes(fn.RVA, int(min(fn.Size, 32)))
 	if len(code) == 0 {
-		return nil, &Rule{"RR-UNDECODABLE", fmt.Sprintf("%s: no code bytes at its entry %#x in the old image, so no jump can be written there", name, fn.RVA)}
+		return nil, &Rule{ID: "RR-UNDECODABLE", Message: fmt.Sprintf("%s: no code bytes at its entry %#x in the old image, so no jump can be written there", name, fn.RVA)}
 	}
 	first, err := disasm.Decode(code, uint64(fn.RVA), mode)
 	if err != nil {
-		return nil, &Rule{"RR-UNDECODABLE", fmt.Sprintf("%s: the first instruction at %#x cannot be decoded (%v), so the bytes a jump would replace are unknown", name, fn.RVA, err)}
+		return nil, &Rule{ID: "RR-UNDECODABLE", Message: fmt.Sprintf("%s: the first instruction at %#x cannot be decoded (%v), so the bytes a jump would replace are unknown", name, fn.RVA, err)}
 	}
 	if first.Len == 2 {
 		if s, ok := c.padSite(fn); ok {
@@ -123,15 +123,15 @@ func (c *comparer) site(o int) (*Site, *Rule) {
 		}
 		in, err := disasm.Decode(code[cover:], uint64(fn.RVA)+uint64(cover), mode)
 		if err != nil {
-			return nil, &Rule{"RR-UNDECODABLE", fmt.Sprintf("%s: the instruction at %#x, within the first 5 bytes, cannot be decoded (%v)", name, fn.RVA+uint32(cover), err)}
+			return nil, &Rule{ID: "RR-UNDECODABLE", Message: fmt.Sprintf("%s: the instruction at %#x, within the first 5 bytes, cannot be decoded (%v)", name, fn.RVA+uint32(cover), err)}
 		}
 		cover += in.Len
 	}
 	if fn.Size < 5 || cover < 5 || uint32(cover) > fn.Size {
-		return nil, &Rule{"RR-NO-ENTRY-ROOM", fmt.Sprintf("%s is %d bytes long, shorter than the 5-byte jump, and has no hot-patch padding (a 2-byte first instruction after 5 bytes of CC/90 no code reaches); build with -fpatchable-function-entry=7,5, ms_hook_prologue or MSVC /hotpatch to make it patchable", name, fn.Size)}
+		return nil, &Rule{ID: "RR-NO-ENTRY-ROOM", Message: fmt.Sprintf("%s is %d bytes long, shorter than the 5-byte jump, and has no hot-patch padding (a 2-byte first instruction after 5 bytes of CC/90 no code reaches); build with -fpatchable-function-entry=7,5, ms_hook_prologue or MSVC /hotpatch to make it patchable", name, fn.Size)}
 	}
 	if t, ok := c.targetIn(fn.RVA+1, fn.RVA+5); ok {
-		return nil, &Rule{"RR-NO-ENTRY-ROOM", fmt.Sprintf("%s: code branches to %#x, inside the first 5 bytes that the jump at its entry %#x would overwrite, and there is no hot-patch padding; a thread arriving there would execute half a jump", name, t, fn.RVA)}
+		return nil, &Rule{ID: "RR-NO-ENTRY-ROOM", Message: fmt.Sprintf("%s: code branches to %#x, inside the first 5 bytes that the jump at its entry %#x would overwrite, and there is no hot-patch padding; a thread arriving there would execute half a jump", name, t, fn.RVA)}
 	}
 	return &Site{RVA: fn.RVA, Method: MethodJmpRel32, Original: hex.EncodeToString(code[:5]), Cover: uint32(cover)}, nil
 }

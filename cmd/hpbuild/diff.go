@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 
 	"github.com/hpbuild/hpbuild/diff"
@@ -17,13 +18,14 @@ type diffOptions struct {
 	Format   string // "text" or "json"
 	All      bool   // list unchanged functions too (text; JSON always lists every function)
 	FailOn   string // "", "reboot-required" or "changed": the condition that makes the exit status 3
+	Policy   string // path of a policy file, "" for none
 }
 
 func diffCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "diff",
 		Usage:     "compare two builds of a PE image function by function",
-		UsageText: "hpbuild diff [--format text|json] [--all] [--fail-on reboot-required|changed] OLD NEW",
+		UsageText: "hpbuild diff [--format text|json] [--all] [--fail-on reboot-required|changed] [--policy FILE] OLD NEW",
 		Description: `Diff compares OLD and NEW by meaning, not by address: a function whose code
 only moved is unchanged. Every changed, added or removed function gets a
 verdict, hot-patchable or reboot-required, with the rules that decided it.
@@ -33,15 +35,21 @@ and diagnostics go to stderr.
 --fail-on makes the exit status 3, after the full report, when NEW is
 reboot-required (reboot-required) or differs from OLD at all (changed).
 
+--policy FILE changes what rules do: one "RULE ACTION" per line, RULE a
+rule id or a prefix ending in "*", ACTION ignore, warn (never blocks) or
+block (reboot-required); "#" starts a comment. See docs/rules.md.
+
 Examples:
   hpbuild diff old/app.dll new/app.dll
   hpbuild diff --all old/app.dll new/app.dll
   hpbuild diff old/app.dll new/app.dll --format json > report.json
-  hpbuild diff --fail-on reboot-required old/app.dll new/app.dll`,
+  hpbuild diff --fail-on reboot-required old/app.dll new/app.dll
+  hpbuild diff --policy team.policy --fail-on reboot-required old/app.dll new/app.dll`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "format", Value: "text", Usage: "output `FORMAT`: text or json"},
 			&cli.BoolFlag{Name: "all", Usage: "list unchanged functions too", DisableDefaultText: true},
 			&cli.StringFlag{Name: "fail-on", Usage: "exit with status 3 when `CONDITION` is met: reboot-required or changed"},
+			&cli.StringFlag{Name: "policy", Usage: "apply the rule policy in `FILE` (ignore / warn / block per rule)"},
 		},
 		Action: func(c *cli.Context) error {
 			opts, err := diffOptionsFrom(c)
@@ -72,6 +80,7 @@ func diffOptionsFrom(c *cli.Context) (diffOptions, error) {
 		Format: format,
 		All:    c.Bool("all"),
 		FailOn: failOn,
+		Policy: c.String("policy"),
 	}, nil
 }
 
@@ -79,6 +88,18 @@ func diffOptionsFrom(c *cli.Context) (diffOptions, error) {
 // When the --fail-on condition is met it returns a *failOnError after
 // printing the whole report.
 func runDiff(opts diffOptions, stdout io.Writer) error {
+	var policy *diff.Policy
+	if opts.Policy != "" {
+		fh, err := os.Open(opts.Policy)
+		if err != nil {
+			return err
+		}
+		policy, err = diff.ParsePolicy(fh)
+		fh.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", opts.Policy, err)
+		}
+	}
 	// Both images are modelled at once: each Open uses the cores for its
 	// own decoding too, but the sequential parts overlap.
 	var oldF, newF *pe.File
@@ -103,6 +124,7 @@ func runDiff(opts diffOptions, stdout io.Writer) error {
 		return newErr
 	}
 	r := diff.Compare(oldF, newF)
+	r.ApplyPolicy(policy)
 	if opts.Format == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")

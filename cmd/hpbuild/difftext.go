@@ -46,6 +46,14 @@ func writeDiffText(w io.Writer, r *diff.Report, oldF, newF *pe.File, all bool, c
 	verdictColor := map[string]string{diff.VerdictIdentical: "32", diff.VerdictHotpatchable: "33", diff.VerdictRebootRequired: "31"}
 	fmt.Fprintf(&b, "%s -> %s\n", r.Old.Path, r.New.Path)
 	fmt.Fprintf(&b, "verdict: %s\n", p.c("1;"+verdictColor[r.Verdict], r.Verdict))
+	// Toolchain drift undermines every other line: say it first.
+	for _, ch := range r.Changes {
+		for _, rl := range ch.Rules {
+			if rl.ID == "WARN-TOOLCHAIN-DRIFT" {
+				fmt.Fprintf(&b, "%s %s\n", p.c("1;31", "toolchain drift:"), rl.Message)
+			}
+		}
+	}
 	fmt.Fprintf(&b, "functions: %d changed, %d added, %d removed, %d unchanged (old %d, new %d)\n",
 		r.Counts[diff.Changed], r.Counts[diff.Added], r.Counts[diff.Removed], r.Counts[diff.Unchanged], r.Old.Functions, r.New.Functions)
 	listed := 0
@@ -63,7 +71,7 @@ func writeDiffText(w io.Writer, r *diff.Report, oldF, newF *pe.File, all bool, c
 		for _, f := range rows {
 			fmt.Fprintf(&b, "  %s  %s\n", p.c(code, fmt.Sprintf("%-9s", f.Status)), describeFunction(f))
 			for _, rule := range f.Rules {
-				fmt.Fprintf(&b, "      %s: %s\n", rule.ID, rule.Message)
+				fmt.Fprintf(&b, "      %s: %s\n", ruleLabel(rule), rule.Message)
 			}
 			if st == diff.Changed {
 				if listed < maxSideBySide {
@@ -86,7 +94,7 @@ func writeDiffText(w io.Writer, r *diff.Report, oldF, newF *pe.File, all bool, c
 		for _, ch := range r.Changes {
 			fmt.Fprintf(&b, "  %-8s %s [%s]\n", ch.Kind, ch.Name, ch.Verdict)
 			for _, rule := range ch.Rules {
-				fmt.Fprintf(&b, "      %s: %s\n", rule.ID, rule.Message)
+				fmt.Fprintf(&b, "      %s: %s\n", ruleLabel(rule), rule.Message)
 			}
 		}
 	}
@@ -212,4 +220,12 @@ func trunc(s string, n int) string {
 		return s
 	}
 	return s[:n-1] + "…"
+}
+
+// ruleLabel is a rule's id, with the policy that changed it.
+func ruleLabel(r diff.Rule) string {
+	if r.Policy != "" {
+		return fmt.Sprintf("%s [policy: %s]", r.ID, r.Policy)
+	}
+	return r.ID
 }

@@ -1,0 +1,78 @@
+package diff
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestParsePolicyErrors: each malformed line is refused with its number
+// and what is wrong.
+func TestParsePolicyErrors(t *testing.T) {
+	for in, want := range map[string]string{
+		"RR-EXPORTS":                   `policy line 1: want "RULE ACTION"`,
+		"RR-EXPORTS warn extra":        `policy line 1: want "RULE ACTION"`,
+		"\n\nRR-EXPORT warn":           `policy line 3: unknown rule "RR-EXPORT"`,
+		"RR-EXPORTS deny":              `policy line 1: unknown action "deny"`,
+		"XX-* block":                   `policy line 1: "XX-*" matches no rule`,
+		"RR-TLS warn\nRR-TLS block":    `policy line 2: RR-TLS already set on line 1`,
+		"# only a comment\nHP-* nope ": `policy line 2: unknown action "nope"`,
+	} {
+		_, err := ParsePolicy(strings.NewReader(in))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: error %v, want %q", in, err, want)
+		}
+	}
+}
+
+// TestPolicyPrecedence: an exact id beats a prefix, a longer prefix beats
+// a shorter one, and rules the policy does not mention keep their meaning.
+func TestPolicyPrecedence(t *testing.T) {
+	p, err := ParsePolicy(strings.NewReader("RR-* warn\nRR-DATA-* block\nRR-DATA-INIT ignore\nNEUTRAL-RESOURCE BLOCK # case does not matter\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]Action{
+		"RR-EXPORTS": Warn, "RR-DATA-LAYOUT": Block, "RR-DATA-INIT": Ignore, "NEUTRAL-RESOURCE": Block, "HP-BODY": "",
+	} {
+		if got := p.action(id); got != want {
+			t.Errorf("%s: %q, want %q", id, got, want)
+		}
+	}
+}
+
+// TestApplyPolicyVerdicts: on real fixture reports, warn lifts a
+// reboot-required verdict, block imposes one, ignore removes the rule.
+func TestApplyPolicyVerdicts(t *testing.T) {
+	policy := func(s string) *Policy {
+		p, err := ParsePolicy(strings.NewReader(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	r := planOf(t, "data_init", "x64")
+	if r.Verdict != VerdictRebootRequired {
+		t.Fatalf("data_init verdict %s", r.Verdict)
+	}
+	r.ApplyPolicy(policy("RR-DATA-INIT warn"))
+	if r.Verdict == VerdictRebootRequired {
+		t.Errorf("RR-DATA-INIT warn: verdict still %s", r.Verdict)
+	}
+	r = planOf(t, "body_change", "x64")
+	r.ApplyPolicy(policy("NEUTRAL-CHECKSUM block"))
+	if r.Verdict != VerdictRebootRequired {
+		t.Errorf("NEUTRAL-CHECKSUM block: verdict %s", r.Verdict)
+	}
+	r = planOf(t, "body_change", "x64")
+	r.ApplyPolicy(policy("HP-BODY ignore\nNEUTRAL-* ignore"))
+	for _, f := range r.Functions {
+		for _, x := range f.Rules {
+			if x.ID == "HP-BODY" {
+				t.Errorf("%s still has HP-BODY", f.Name)
+			}
+		}
+	}
+	if len(r.Changes) != 0 || r.Verdict != VerdictIdentical {
+		t.Errorf("all rules ignored: %d changes, verdict %s", len(r.Changes), r.Verdict)
+	}
+}
