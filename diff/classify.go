@@ -279,6 +279,7 @@ func entryOnlyFunctions(im *image) map[int]bool {
 	}
 	return out
 }
+
 // dwarfUnwind returns RR-UNWIND when the function handles exceptions
 // through DWARF unwind tables (gcc's x86 .eh_frame, with landing pads in
 // its LSDA) in either build. Those tables are registered once, when the
@@ -378,4 +379,3 @@ func (c *comparer) addressTaken(rva uint32) bool {
 	}
 	return false
 }
-
