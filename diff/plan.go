@@ -91,10 +91,12 @@ func (r *Report) Plan() *Plan { return r.plan }
 
 // planner builds the Plan and the rules it implies.
 type planner struct {
-	c       *comparer
-	r       *Report
-	carried map[int]bool // new function indexes the patch carries
-	queue   []int        // carried functions whose references are not resolved yet
+	c           *comparer
+	r           *Report
+	carried     map[int]bool // new function indexes the patch carries
+	queue       []int        // carried functions whose references are not resolved yet
+	oldLeft     []uint32     // unexplainedOld, once computed
+	oldLeftDone bool
 	// tableRules are the changes that report carried jump tables.
 	tableRules []Change
 	byNew      map[int]*Function
@@ -315,6 +317,11 @@ func (pl *planner) dataTarget(fx *Fixup, n int, t *tok) {
 		return
 	}
 	obj, off, name, newObj := pl.newObject(t.target)
+	if !newObj && t.tk == tokRWData && len(pl.unexplainedOld()) == 0 {
+		// Every writable object the old code references corresponds to
+		// one of the new image's, so this one corresponds to none: new.
+		newObj = true
+	}
 	if t.tk == tokROData || newObj {
 		d := pl.carry(obj, name, t.tk == tokROData)
 		fx.Target, fx.Func, fx.Sub, fx.Name = TargetPatchData, d.NewRVA, off, name
@@ -370,6 +377,25 @@ func (pl *planner) oldData(n int, t *tok) (uint32, string, bool) {
 		}
 	}
 	return 0, "", false
+}
+
+// unexplainedOld returns the writable objects old code references that
+// have no counterpart in the correspondence map, sorted.
+func (pl *planner) unexplainedOld() []uint32 {
+	if !pl.oldLeftDone {
+		pl.oldLeftDone = true
+		c := pl.c
+		set := map[uint32]bool{}
+		for i := range c.old.fps {
+			for _, t := range c.old.fps[i].toks {
+				if _, ok := c.dataMap[t.target]; t.tk == tokRWData && !ok {
+					set[t.target] = true
+				}
+			}
+		}
+		pl.oldLeft = slices.Sorted(mapsKeys(set))
+	}
+	return pl.oldLeft
 }
 
 // unexplained lists the distinct data targets of kind tk that function i
