@@ -69,10 +69,11 @@ func classify(r *Report, c *comparer) {
 			ch.Rules = append(ch.Rules, dataRule(ch, c))
 		}
 	}
+	var carried *Plan
 	if r.Counts[Changed]+r.Counts[Added] > 0 {
-		r.plan = include(r, c, sites, notes)
+		carried = include(r, c, sites, notes)
 	}
-	review(r, c)
+	review(r, c, carried)
 	r.computeVerdicts()
 }
 

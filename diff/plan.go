@@ -49,6 +49,8 @@ type PlanData struct {
 	Init     []byte  // initial contents; all zero (or nil) for zero-initialised data
 	ReadOnly bool    // a constant (string, float, table)
 	Fixups   []Fixup // relocated pointers inside it, Off relative to NewRVA
+
+	nonzero bool // Init has a byte other than zero
 }
 
 // TargetKind says what a fixup points at once the patch is placed.
@@ -85,14 +87,22 @@ type Fixup struct {
 	Name   string // symbolic name of the target, for people and for imports ("dll!name")
 }
 
-// Plan returns what a hot patch for the report must carry; nil when the
-// images are identical.
-func (r *Report) Plan() *Plan { return r.plan }
+// Plan returns what a hot patch for the report must carry, resolved in
+// full (every fixup); nil when nothing changed. The first call does the
+// work; the report keeps the result.
+func (r *Report) Plan() *Plan {
+	if r.plan == nil && r.planInput != nil {
+		in := r.planInput
+		r.plan = newPlanner(r, in.c, true).run(in.sites, in.notes)
+	}
+	return r.plan
+}
 
 // planner builds the Plan and the rules it implies.
 type planner struct {
 	c           *comparer
 	r           *Report
+	record      bool         // keep fixups and tables (Plan), not just the rules they imply
 	carried     map[int]bool // new function indexes the patch carries
 	queue       []int        // carried functions whose references are not resolved yet
 	oldLeft     []uint32     // unexplainedOld, once computed
@@ -106,23 +116,82 @@ type planner struct {
 	rules map[int][]Rule
 }
 
-// include decides what the patch carries, starting from the changed
+// include decides what the patch carries (returning the plan without its
+// fixups, which Report.Plan resolves when asked), starting from the changed
 // functions that can take a jump (or whose callers are patched), adding
 // the new functions they reach, and resolving every reference.
 func include(r *Report, c *comparer, sites map[int]*Site, notes map[int]string) *Plan {
-	pl := &planner{c: c, r: r, carried: map[int]bool{}, byNew: map[int]*Function{}, data: map[uint32]*PlanData{},
-		imports: map[string]bool{}, rules: map[int][]Rule{}}
+	pl := newPlanner(r, c, false)
+	plan := pl.run(sites, notes)
+	// Rules found while resolving go to the functions that caused them.
+	for _, n := range slices.Sorted(mapsKeys(pl.rules)) {
+		if fr := pl.byNew[n]; fr != nil {
+			fr.Rules = append(fr.Rules, pl.rules[n]...)
+		}
+	}
+	// Carried objects are changes of their own, unless the data
+	// comparison already reported them.
+	type span struct{ lo, hi uint32 }
+	var spans []span
+	for _, ch := range r.Changes {
+		if d := ch.data; d != nil {
+			spans = append(spans, span{d.newRVA, d.newRVA + uint32(max(d.newSize, 1))})
+		}
+	}
+	slices.SortFunc(spans, func(a, b span) int { return cmpU64(uint64(a.lo), uint64(b.lo)) })
+	reported := func(rva uint32) bool {
+		i, _ := slices.BinarySearchFunc(spans, rva, func(s span, v uint32) int { return cmpU64(uint64(s.lo), uint64(v)) })
+		// spans may overlap: look back over the ones starting at or below rva.
+		if i < len(spans) && spans[i].lo == rva {
+			return true
+		}
+		for j := i - 1; j >= 0 && j >= i-8; j-- {
+			if rva < spans[j].hi {
+				return true
+			}
+		}
+		return false
+	}
+	for _, d := range plan.Data {
+		if !reported(d.NewRVA) {
+			r.Changes = append(r.Changes, pl.dataChange(&d))
+		}
+	}
+	r.Changes = append(r.Changes, pl.tableRules...)
+	r.planInput = &planInput{c: c, sites: sites, notes: notes}
+	return plan
+}
+
+// planInput is what Plan needs to resolve the plan in full, kept from the
+// comparison: resolving every reference of every carried function costs
+// memory that a report which is only printed never needs.
+type planInput struct {
+	c     *comparer
+	sites map[int]*Site
+	notes map[int]string
+}
+
+func newPlanner(r *Report, c *comparer, record bool) *planner {
+	pl := &planner{c: c, r: r, record: record, carried: map[int]bool{}, byNew: map[int]*Function{},
+		data: map[uint32]*PlanData{}, imports: map[string]bool{}, rules: map[int][]Rule{}}
 	for i := range r.Functions {
-		fr := &r.Functions[i]
-		if fr.new >= 0 {
+		if fr := &r.Functions[i]; fr.new >= 0 {
 			pl.byNew[fr.new] = fr
 		}
-		if fr.Status == Changed && fr.new >= 0 {
+	}
+	return pl
+}
+
+// run carries the changed functions and, resolving their references, the
+// new functions and data they reach, which are resolved in turn. Fixups
+// are kept only when the planner records.
+func (pl *planner) run(sites map[int]*Site, notes map[int]string) *Plan {
+	c := pl.c
+	for i := range pl.r.Functions {
+		if fr := &pl.r.Functions[i]; fr.Status == Changed && fr.new >= 0 {
 			pl.carryFunc(fr.new)
 		}
 	}
-	// Resolving references carries the new functions they reach, which
-	// are resolved in turn.
 	plan := &Plan{}
 	for len(pl.queue) > 0 {
 		n := pl.queue[0]
@@ -136,35 +205,15 @@ func include(r *Report, c *comparer, sites map[int]*Site, notes map[int]string) 
 		}
 		pf.Fixups = pl.fixups(n)
 		pf.Tables = pl.tables(n)
-		plan.Functions = append(plan.Functions, pf)
+		if pl.record {
+			plan.Functions = append(plan.Functions, pf)
+		}
 	}
 	slices.SortFunc(plan.Functions, func(a, b PlanFunction) int { return int(a.New.RVA) - int(b.New.RVA) })
 	for _, rva := range slices.Sorted(mapsKeys(pl.data)) {
 		plan.Data = append(plan.Data, *pl.data[rva])
 	}
 	plan.Imports = slices.Sorted(mapsKeys(pl.imports))
-	// Rules found while resolving go to the functions that caused them.
-	for n, rs := range pl.rules {
-		if fr := pl.byNew[n]; fr != nil {
-			fr.Rules = append(fr.Rules, rs...)
-		}
-	}
-	// Carried objects are changes of their own, unless the data
-	// comparison already reported them.
-	reported := func(rva uint32) bool {
-		for _, ch := range r.Changes {
-			if d := ch.data; d != nil && rva >= d.newRVA && rva < d.newRVA+uint32(max(d.newSize, 1)) {
-				return true
-			}
-		}
-		return false
-	}
-	for _, d := range plan.Data {
-		if !reported(d.NewRVA) {
-			r.Changes = append(r.Changes, pl.dataChange(&d))
-		}
-	}
-	r.Changes = append(r.Changes, pl.tableRules...)
 	return plan
 }
 
@@ -244,7 +293,9 @@ func (pl *planner) fixups(n int) []Fixup {
 		case tokUnknown:
 			continue // an absolute value outside the image: kept as it is
 		}
-		out = append(out, fx)
+		if pl.record {
+			out = append(out, fx)
+		}
 	}
 	return out
 }
@@ -448,8 +499,9 @@ func (pl *planner) carry(rva uint32, name string, ro bool) *PlanData {
 			}
 		}
 	}
-	d := &PlanData{Name: name, NewRVA: rva, Size: uint32(len(b)), ReadOnly: ro}
-	if slices.ContainsFunc(b, func(x byte) bool { return x != 0 }) {
+	d := &PlanData{Name: name, NewRVA: rva, Size: uint32(len(b)), ReadOnly: ro,
+		nonzero: slices.ContainsFunc(b, func(x byte) bool { return x != 0 })}
+	if d.nonzero && pl.record {
 		d.Init = b
 	}
 	pl.data[rva] = d
@@ -462,7 +514,9 @@ func (pl *planner) carry(rva uint32, name string, ro bool) *PlanData {
 		}
 		fx := Fixup{Off: rl.RVA - rva, Width: uint8(w), Kind: kind}
 		pl.pointerTarget(&fx, tgt)
-		d.Fixups = append(d.Fixups, fx)
+		if pl.record {
+			d.Fixups = append(d.Fixups, fx)
+		}
 	}
 	return d
 }
@@ -499,7 +553,7 @@ func (pl *planner) dataChange(d *PlanData) Change {
 	switch {
 	case d.ReadOnly:
 		msg = fmt.Sprintf("constant %s (%d bytes) is new or differs for the patched code; the patch carries a copy", d.Name, d.Size)
-	case d.Init == nil:
+	case !d.nonzero:
 		msg = fmt.Sprintf("new global %s (%d bytes) is used only by patched code; the patch carries it, and it starts at zero when the patch is applied, not when the process started", d.Name, d.Size)
 	default:
 		msg = fmt.Sprintf("new global %s (%d bytes) is used only by patched code; the patch carries it with its initial value, set when the patch is applied, not when the process started", d.Name, d.Size)

@@ -43,7 +43,8 @@ type Report struct {
 	// Counts per status, for the text summary (not in the JSON contract).
 	Counts map[Status]int `json:"-"`
 
-	plan *Plan
+	plan      *Plan
+	planInput *planInput
 }
 
 // ImageSummary identifies one side.

@@ -14,8 +14,9 @@ import (
 // for the toolchain-drift warning.
 const driftShare = 0.5
 
-// review adds the WARN-* rules and the report's review warnings.
-func review(r *Report, c *comparer) {
+// review adds the WARN-* rules and the report's review warnings; carried
+// is what the patch carries (nil when nothing changed).
+func review(r *Report, c *comparer, carried *Plan) {
 	for i := range r.Functions {
 		fr := &r.Functions[i]
 		if fr.Status != Changed {
@@ -29,7 +30,7 @@ func review(r *Report, c *comparer) {
 		}
 	}
 	c.sharedChanges(r)
-	if p := r.plan; p != nil {
+	if p := carried; p != nil {
 		for _, d := range p.Data {
 			if d.ReadOnly {
 				continue
@@ -68,12 +69,12 @@ func (c *comparer) inlining(fr *Function) (Rule, bool) {
 	}
 	var gone, came []string
 	for _, k := range slices.Sorted(mapsKeys(oldCalls)) {
-		if n := c.p.o2n[k]; n >= 0 && !newCalls[n] {
+		if n := c.p.o2n[k]; n >= 0 && !newCalls[n] && c.old.fns[k].Size <= maxInlineSize {
 			gone = append(gone, c.old.fns[k].DisplayName())
 		}
 	}
 	for _, k := range slices.Sorted(mapsKeys(newCalls)) {
-		if o := c.p.n2o[k]; o >= 0 && !oldCalls[o] {
+		if o := c.p.n2o[k]; o >= 0 && !oldCalls[o] && c.new.fns[k].Size <= maxInlineSize {
 			came = append(came, c.new.fns[k].DisplayName())
 		}
 	}
@@ -86,8 +87,14 @@ func (c *comparer) inlining(fr *Function) (Rule, bool) {
 	return Rule{}, false
 }
 
-// maxSharedScan bounds the changed functions compared for shared changes.
-const maxSharedScan = 4096
+// maxSharedScan bounds the changed functions compared for shared changes:
+// in a bigger change set, shared new bytes are codegen noise more often
+// than an inlined helper.
+const maxSharedScan = 256
+
+// maxInlineSize is the largest callee (bytes) taken for an inlining
+// candidate when a call appears or disappears.
+const maxInlineSize = 128
 
 // sharedChanges warns when several changed functions gained the same new
 // code bytes (the same new constant, say): the mark of a helper inlined
