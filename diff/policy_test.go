@@ -1,6 +1,10 @@
 package diff
 
 import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -74,5 +78,46 @@ func TestApplyPolicyVerdicts(t *testing.T) {
 	}
 	if len(r.Changes) != 0 || r.Verdict != VerdictIdentical {
 		t.Errorf("all rules ignored: %d changes, verdict %s", len(r.Changes), r.Verdict)
+	}
+}
+
+// TestRuleCatalogue: every rule id the classifier can emit is in RuleIDs
+// (so that a policy may name it) and documented in docs/rules.md, and
+// every id in RuleIDs is emitted somewhere.
+func TestRuleCatalogue(t *testing.T) {
+	re := regexp.MustCompile(`"((?:HP|RR|NEUTRAL|WARN)-[A-Z0-9-]+)"`)
+	emitted := map[string]bool{}
+	files, _ := filepath.Glob("*.go")
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") || f == "policy.go" {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range re.FindAllStringSubmatch(string(b), -1) {
+			emitted[m[1]] = true
+		}
+	}
+	doc, err := os.ReadFile("../docs/rules.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id := range emitted {
+		if !slices.Contains(RuleIDs, id) {
+			t.Errorf("%s is emitted but not in RuleIDs", id)
+		}
+		if !strings.Contains(string(doc), "| "+id+" |") {
+			t.Errorf("%s is not documented in a table of docs/rules.md", id)
+		}
+	}
+	for _, id := range RuleIDs {
+		if !emitted[id] {
+			t.Errorf("%s is in RuleIDs but nothing emits it", id)
+		}
+	}
+	if !slices.IsSorted(RuleIDs) {
+		t.Error("RuleIDs is not sorted")
 	}
 }
