@@ -144,6 +144,14 @@ func inDirectory(f *pe.File, rva uint32) bool {
 			return true
 		}
 	}
+	// The TLS template is compared as such (RR-TLS): each thread starts
+	// from a copy, so its bytes are not the initial value of one object.
+	if t := f.TLS; t != nil && t.StartAddressOfRawData >= f.ImageBase {
+		lo, hi := t.StartAddressOfRawData-f.ImageBase, t.EndAddressOfRawData-f.ImageBase
+		if uint64(rva) >= lo && uint64(rva) < hi {
+			return true
+		}
+	}
 	return false
 }
 
@@ -328,7 +336,15 @@ func tlsChanges(o, n *pe.File, c *comparer) []Change {
 		ob, nb := o.Bytes(or, int(osz)), n.Bytes(nr, int(nsz))
 		// The template may hold pointers, which move with the layout.
 		if !bytes.Equal(ob, nb) && !(len(ob) == len(nb) && c.objectsEqual(or, nr, ob, nb)) {
-			out = append(out, Change{Kind: KindTLS, Name: "TLS template", Rules: []Rule{{ID: "RR-TLS", Message: "TLS template contents changed; existing threads keep their copies"}}})
+			what := ""
+			if len(ob) == len(nb) {
+				where, ov, nv := changedSpan(ob, nb)
+				if where == "" {
+					where = "+0x0"
+				}
+				what = fmt.Sprintf(" at offset %s: %s -> %s", where, ov, nv)
+			}
+			out = append(out, Change{Kind: KindTLS, Name: "TLS template", Rules: []Rule{{ID: "RR-TLS", Message: fmt.Sprintf("TLS template (%d bytes) changed%s; every thread got its copy when it started, so existing threads keep the old values and layout", osz, what)}}})
 		}
 	}
 	if len(ot.Callbacks) != len(nt.Callbacks) {

@@ -322,9 +322,20 @@ func (c *comparer) dwarfUnwind(fr *Function) (Rule, bool) {
 // works unless something other than patchable code holds the old address.
 func (c *comparer) foldedRule(fr *Function, o int) (Rule, string) {
 	of := &c.old.fns[o]
+	// Names are compared undecorated: x86 symbols carry "_" and "@N"
+	// around the exported name.
+	plain := func(n string) string {
+		if !c.old.f.Is64 {
+			n = strings.TrimPrefix(n, "_")
+			if i := strings.LastIndexByte(n, '@'); i > 0 {
+				n = n[:i]
+			}
+		}
+		return n
+	}
 	var others []string
 	for _, n := range append([]string{of.Name}, of.Aliases...) {
-		if n != "" && n != fr.Name && !slices.Contains(others, n) {
+		if n != "" && plain(n) != plain(fr.Name) && !slices.ContainsFunc(others, func(o string) bool { return plain(o) == plain(n) }) {
 			others = append(others, n)
 		}
 	}
@@ -333,7 +344,7 @@ func (c *comparer) foldedRule(fr *Function, o int) (Rule, string) {
 		if sp[0] == o {
 			for _, n := range []int{sp[1], c.p.o2n[o]} {
 				if n >= 0 && n != fr.new {
-					if name := c.new.fns[n].DisplayName(); !slices.Contains(others, name) {
+					if name := c.new.fns[n].DisplayName(); !slices.ContainsFunc(others, func(o string) bool { return plain(o) == plain(name) }) {
 						others = append(others, name)
 					}
 				}
