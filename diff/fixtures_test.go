@@ -25,6 +25,13 @@ type expectation struct {
 	// PatchMethod is the trampoline method of the changed functions per
 	// arch: "jmp-rel32", "hotpatch-pad" or "jmp-rel32 or hotpatch-pad".
 	PatchMethod map[string]string `json:"patch_method"`
+	// Stripped overrides the verdict and rules for the stripped images,
+	// where only exports name things.
+	Stripped *struct {
+		Verdict string   `json:"verdict"`
+		Rules   []string `json:"rules"`
+		MustNot []string `json:"must_not"`
+	} `json:"stripped"`
 	Arch        map[string]struct {
 		Changed []string `json:"changed"`
 		Added   []string `json:"added"`
@@ -135,6 +142,9 @@ func TestFixtureExpectations(t *testing.T) {
 						if a.Rules != nil {
 							want.Rules = a.Rules
 						}
+					}
+					if st := e.Stripped; st != nil && variant == "stripped" {
+						want.Verdict, want.Rules, want.MustNot = st.Verdict, st.Rules, st.MustNot
 					}
 					o, n := openPair(t, dir, arch, variant)
 					r := Compare(o, n)

@@ -944,6 +944,10 @@ func (b *functionBuilder) pdataEntry(begin uint32) (RuntimeFunction, bool) {
 	return RuntimeFunction{}, false
 }
 
+// maxUndecoded bounds the bytes after an undecodable instruction that a
+// function's extent keeps.
+const maxUndecoded = 256
+
 // finish turns the analyses into the function table.
 func (b *functionBuilder) finish() {
 	f := b.f
@@ -1304,6 +1308,14 @@ func (b *functionBuilder) analyze(start, limit uint32) *analysis {
 	for i := uint32(0); i < n; i++ {
 		if isSet(leader, i) && isSet(seen, i) {
 			a.blocks++
+		}
+	}
+	// Bytes that could not be decoded stay in the extent, up to the next
+	// function (at most maxUndecoded), so that they are compared byte for
+	// byte: a change there must not go unseen.
+	if a.partial && a.partialAt >= start {
+		if e := min(start+n, a.partialAt+maxUndecoded); e > end {
+			end = e
 		}
 	}
 	if si := b.starts[start]; si != nil && si.pdataEnd != 0 {
