@@ -32,7 +32,7 @@ type expectation struct {
 		Rules   []string `json:"rules"`
 		MustNot []string `json:"must_not"`
 	} `json:"stripped"`
-	Arch        map[string]struct {
+	Arch map[string]struct {
 		Changed []string `json:"changed"`
 		Added   []string `json:"added"`
 		Removed []string `json:"removed"`
