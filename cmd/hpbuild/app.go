@@ -58,6 +58,11 @@ Examples:
 		Commands: []*cli.Command{
 			infoCommand(),
 			diffCommand(),
+			buildCommand(),
+			inspectCommand(),
+			verifyCommand(),
+			signCommand(),
+			keygenCommand(),
 			helpCommand(),
 		},
 		Action:               rootAction,

@@ -4,11 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"sync"
 
 	"github.com/hpbuild/hpbuild/diff"
-	"github.com/hpbuild/hpbuild/pe"
 	"github.com/urfave/cli/v2"
 )
 
@@ -88,41 +85,16 @@ func diffOptionsFrom(c *cli.Context) (diffOptions, error) {
 // When the --fail-on condition is met it returns a *failOnError after
 // printing the whole report.
 func runDiff(opts diffOptions, stdout io.Writer) error {
-	var policy *diff.Policy
-	if opts.Policy != "" {
-		fh, err := os.Open(opts.Policy)
-		if err != nil {
-			return err
-		}
-		policy, err = diff.ParsePolicy(fh)
-		fh.Close()
-		if err != nil {
-			return fmt.Errorf("%s: %w", opts.Policy, err)
-		}
+	policy, err := loadPolicy(opts.Policy)
+	if err != nil {
+		return err
 	}
-	// Both images are modelled at once: each Open uses the cores for its
-	// own decoding too, but the sequential parts overlap.
-	var oldF, newF *pe.File
-	var oldErr, newErr error
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		newF, newErr = pe.Open(opts.New)
-	}()
-	oldF, oldErr = pe.Open(opts.Old)
-	wg.Wait()
-	for _, f := range []*pe.File{oldF, newF} {
-		if f != nil {
-			defer f.Close()
-		}
+	oldF, newF, err := openPair(opts.Old, opts.New)
+	if err != nil {
+		return err
 	}
-	if oldErr != nil {
-		return oldErr
-	}
-	if newErr != nil {
-		return newErr
-	}
+	defer oldF.Close()
+	defer newF.Close()
 	r := diff.Compare(oldF, newF)
 	r.ApplyPolicy(policy)
 	if opts.Format == "json" {

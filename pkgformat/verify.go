@@ -1,0 +1,162 @@
+package pkgformat
+
+import (
+	"crypto/sha256"
+	"fmt"
+
+	"github.com/hpbuild/hpbuild/signing"
+	"github.com/klauspost/compress/zstd"
+)
+
+// Failure classes of verification, for callers and test vectors.
+const (
+	FailSignature = "bad-signature" // a signature by a known key does not verify
+	FailUnknown   = "unknown-key"   // no signature is by a key the verifier trusts
+	FailThreshold = "threshold"     // fewer valid signatures than required
+	FailTampered  = "tampered-blob" // a blob does not match its digest, or does not decompress to its size
+	FailWrongBase = "wrong-base"    // the package is for another base image
+)
+
+// VerifyError is a verification failure of a well-formed package.
+type VerifyError struct {
+	Class string // one of the Fail* constants
+	Msg   string
+}
+
+func (e *VerifyError) Error() string { return e.Msg }
+
+// Verify checks the signatures against the trusted keys: every signature
+// by a trusted key must verify, and at least threshold distinct trusted
+// keys must have signed. Signatures by other keys are ignored.
+func (p *Package) Verify(keys []*signing.PublicKey, threshold int) error {
+	d := p.Digest()
+	valid := 0
+	for _, s := range p.Sigs {
+		var k *signing.PublicKey
+		for _, c := range keys {
+			if c.ID == s.KeyID {
+				k = c
+			}
+		}
+		if k == nil {
+			continue
+		}
+		if !signing.Verify(k, d, s.Sig[:]) {
+			return &VerifyError{FailSignature, fmt.Sprintf("signature by key %s does not verify: the package was changed after signing, or the signature is forged", s.KeyID)}
+		}
+		valid++
+	}
+	if valid == 0 {
+		ids := ""
+		for i, s := range p.Sigs {
+			if i > 0 {
+				ids += ", "
+			}
+			ids += s.KeyID.String()
+		}
+		return &VerifyError{FailUnknown, fmt.Sprintf("no signature by a trusted key (package signed by %s)", ids)}
+	}
+	if valid < threshold {
+		return &VerifyError{FailThreshold, fmt.Sprintf("%d valid signature(s) by trusted keys, %d required", valid, threshold)}
+	}
+	return nil
+}
+
+// VerifyBlobs checks every stored blob against its digest (without
+// decompressing it).
+func (p *Package) VerifyBlobs() error {
+	for i := range p.Stored {
+		if err := p.checkDigest(i); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p *Package) checkDigest(i int) error {
+	sum := sha256.Sum256(p.Stored[i])
+	if HexDigest(sum) != p.Manifest.Blobs[i].SHA256 {
+		return &VerifyError{FailTampered, fmt.Sprintf("blob %d does not match its digest in the signed manifest: the package was tampered with", i)}
+	}
+	return nil
+}
+
+// CheckBase checks that file is the base image the package applies to.
+func (p *Package) CheckBase(file []byte) error {
+	sum := sha256.Sum256(file)
+	if got := HexDigest(sum); got != p.Manifest.Base.SHA256 {
+		return &VerifyError{FailWrongBase, fmt.Sprintf("the package applies to %s (sha256 %s, %d bytes), not to this file (sha256 %s, %d bytes)",
+			p.Manifest.Base.Name, p.Manifest.Base.SHA256, p.Manifest.Base.Size, got, len(file))}
+	}
+	return nil
+}
+
+// Blob returns blob i decompressed. It checks the digest first, and never
+// produces more than the manifest's size for it; dict is the base or
+// target file for the blobs that use one as their dictionary.
+func (p *Package) Blob(i int, dict []byte) ([]byte, error) {
+	if i < 0 || i >= len(p.Stored) {
+		return nil, fmt.Errorf("blob %d does not exist", i)
+	}
+	if err := p.checkDigest(i); err != nil {
+		return nil, err
+	}
+	bl := p.Manifest.Blobs[i]
+	if bl.Dict != DictNone && dict == nil {
+		return nil, fmt.Errorf("blob %d needs the %s file as its dictionary", i, bl.Dict)
+	}
+	return Decompress(p.Stored[i], bl.Size, dict)
+}
+
+// Decompress expands one zstd frame that must hold exactly size bytes,
+// with dict as its raw dictionary when not nil. Memory is bounded by size:
+// a frame that would expand further is refused, not expanded.
+func Decompress(stored []byte, size uint64, dict []byte) ([]byte, error) {
+	opts := []zstd.DOption{zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(max(size, 1<<16) + 1), zstd.WithDecoderLowmem(true)}
+	// The window a frame may ask for is bounded by what it must produce
+	// (plus the dictionary) and a fixed 8 MiB.
+	window := max(size, 8<<20)
+	if dict != nil {
+		window += uint64(len(dict))
+		opts = append(opts, zstd.WithDecoderDictRaw(dictID, dict))
+	}
+	opts = append(opts, zstd.WithDecoderMaxWindow(window))
+	dec, err := zstd.NewReader(nil, opts...)
+	if err != nil {
+		return nil, err
+	}
+	defer dec.Close()
+	out, err := dec.DecodeAll(stored, make([]byte, 0, size))
+	if err != nil {
+		return nil, &VerifyError{FailTampered, fmt.Sprintf("blob does not decompress within its declared %d bytes: %v", size, err)}
+	}
+	if uint64(len(out)) != size {
+		return nil, &VerifyError{FailTampered, fmt.Sprintf("blob decompresses to %d bytes, the manifest says %d", len(out), size)}
+	}
+	return out, nil
+}
+
+// dictID is the zstd dictionary id the file deltas use.
+const dictID = 0x68706264 // "hpbd"
+
+// Compress returns one zstd frame of data, deterministic for the same
+// input, with dict as its raw dictionary when not nil.
+func Compress(data, dict []byte) ([]byte, error) {
+	opts := []zstd.EOption{zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedBestCompression),
+		zstd.WithEncoderCRC(true), zstd.WithZeroFrames(true)}
+	if dict != nil {
+		w := 1 << 10
+		for w < len(dict)+len(data) && w < zstd.MaxWindowSize {
+			w <<= 1
+		}
+		opts = append(opts, zstd.WithEncoderDictRaw(dictID, dict), zstd.WithWindowSize(w))
+	} else {
+		opts = append(opts, zstd.WithSingleSegment(true))
+	}
+	enc, err := zstd.NewWriter(nil, opts...)
+	if err != nil {
+		return nil, err
+	}
+	defer enc.Close()
+	return enc.EncodeAll(data, nil), nil
+}
