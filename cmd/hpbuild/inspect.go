@@ -22,7 +22,11 @@ func inspectCommand() *cli.Command {
 the functions it patches with their trampoline sites, methods and the
 bytes rollback restores, the data it carries, its sizes (hot-patch part
 and file deltas) and its signatures. It reads the package strictly but
-does not check signatures: that is 'hpbuild verify'.`,
+does not check signatures: that is 'hpbuild verify'.
+
+Examples:
+  hpbuild inspect fix-1.hpkg
+  hpbuild inspect --format json fix-1.hpkg`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "format", Value: "text", Usage: "output `FORMAT`: text or json"},
 		},

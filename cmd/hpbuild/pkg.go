@@ -54,7 +54,7 @@ func keygenCommand() *cli.Command {
 		Description: `Keygen writes NAME.key (the private key, mode 0600) and NAME.pub (the
 public key with its key id). It never overwrites an existing file.
 
-Example:
+Examples:
   hpbuild keygen -o release`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "o", Usage: "write `NAME`.key and NAME.pub"},
@@ -101,12 +101,13 @@ the file on disk forward and back. A reboot-required update is refused
 with exit status 3 and the reasons; no file is written then, nor on any
 other failure.
 
-Example:
-  hpbuild build --key release.key -o fix-1.hpkg old/app.dll new/app.dll`,
+Examples:
+  hpbuild build --key release.key -o fix-1.hpkg old/app.dll new/app.dll
+  hpbuild build --key build.key -o fix-2.hpkg --sequence 2 --min-sequence 1 old/app.dll new/app.dll`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "key", Usage: "sign with the private key in `FILE`"},
 			&cli.StringFlag{Name: "o", Usage: "write the package to `FILE`"},
-			&cli.Uint64Flag{Name: "sequence", Value: 1, Usage: "the package's sequence `N`umber"},
+			&cli.Uint64Flag{Name: "sequence", Value: 1, Usage: "the package's sequence number `N`"},
 			&cli.Uint64Flag{Name: "min-sequence", Usage: "the lowest installed sequence `N` this package may replace"},
 			&cli.StringFlag{Name: "policy", Usage: "apply the rule policy in `FILE`"},
 		},
@@ -207,7 +208,10 @@ func signCommand() *cli.Command {
 		UsageText: "hpbuild sign --key KEY PACKAGE",
 		Description: `Sign adds KEY's signature to PACKAGE (a release key after the build key,
 say), replacing an earlier signature by the same key. The package is
-rewritten in place, atomically.`,
+rewritten in place, atomically.
+
+Examples:
+  hpbuild sign --key release.key fix-1.hpkg`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "key", Usage: "sign with the private key in `FILE`"},
 		},
@@ -264,7 +268,11 @@ trusted public keys (every signature by a trusted key must be valid), and
 that every blob matches its signed digest. With --target it also checks
 that OLD is the exact build the package applies to and that the package's
 file deltas bring it to the target and back. Any failure exits with
-status 4 and says what failed.`,
+status 4 and says what failed.
+
+Examples:
+  hpbuild verify --pub release.pub fix-1.hpkg
+  hpbuild verify --pub build.pub --pub release.pub --threshold 2 --target app.dll fix-1.hpkg`,
 		Flags: []cli.Flag{
 			&cli.StringSliceFlag{Name: "pub", Usage: "trust the public key in `FILE` (repeatable)"},
 			&cli.IntFlag{Name: "threshold", Value: 1, Usage: "require `N` valid signatures by distinct trusted keys"},
