@@ -70,13 +70,22 @@ func Build(oldF, newF *pe.File, r *diff.Report, opts Options) (*pkgformat.Packag
 	if err != nil {
 		return nil, fmt.Errorf("encoding the report: %w", err)
 	}
-	if m.Report, err = b.blob(report, nil, pkgformat.DictNone); err != nil {
+	if m.Report, err = b.blob(report, pkgformat.DeltaNone); err != nil {
 		return nil, err
 	}
-	if m.Forward, err = b.blob(newF.Data(), oldF.Data(), pkgformat.DictBase); err != nil {
+	// The two deltas are independent: make them on both cores.
+	var fwd, rev []byte
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		rev = pkgformat.MakeDelta(newF.Data(), oldF.Data())
+	}()
+	fwd = pkgformat.MakeDelta(oldF.Data(), newF.Data())
+	<-done
+	if m.Forward, err = b.blob(fwd, pkgformat.DeltaFromBase); err != nil {
 		return nil, err
 	}
-	if m.Reverse, err = b.blob(oldF.Data(), newF.Data(), pkgformat.DictTarget); err != nil {
+	if m.Reverse, err = b.blob(rev, pkgformat.DeltaFromTarget); err != nil {
 		return nil, err
 	}
 	for i := range plan.Functions {
@@ -143,13 +152,13 @@ type builder struct {
 }
 
 // blob compresses data and adds it; it returns the blob's index.
-func (b *builder) blob(data, dict []byte, dictName string) (int, error) {
-	c, err := pkgformat.Compress(data, dict)
+func (b *builder) blob(data []byte, delta string) (int, error) {
+	c, err := pkgformat.Compress(data)
 	if err != nil {
 		return 0, fmt.Errorf("compressing: %w", err)
 	}
 	sum := sha256.Sum256(c)
-	b.blobs = append(b.blobs, pkgformat.Blob{Size: uint64(len(data)), Stored: uint64(len(c)), SHA256: pkgformat.HexDigest(sum), Dict: dictName})
+	b.blobs = append(b.blobs, pkgformat.Blob{Size: uint64(len(data)), Stored: uint64(len(c)), SHA256: pkgformat.HexDigest(sum), Delta: delta})
 	b.stored = append(b.stored, c)
 	return len(b.blobs) - 1, nil
 }
@@ -186,7 +195,7 @@ func (b *builder) function(pf *diff.PlanFunction) (pkgformat.Function, error) {
 		// x64: the unwind entries of this part, as code-space offsets.
 		for _, u := range b.newF.Unwind {
 			if u.BeginAddress >= p.RVA && u.BeginAddress < p.RVA+p.Size {
-				info, err := b.blob(b.unwindInfo(u.UnwindData), nil, pkgformat.DictNone)
+				info, err := b.blob(b.unwindInfo(u.UnwindData), pkgformat.DeltaNone)
 				if err != nil {
 					return f, err
 				}
@@ -196,7 +205,7 @@ func (b *builder) function(pf *diff.PlanFunction) (pkgformat.Function, error) {
 		off += p.Size
 	}
 	var err error
-	if f.Code, err = b.blob(code(b.newF, pf.New), nil, pkgformat.DictNone); err != nil {
+	if f.Code, err = b.blob(code(b.newF, pf.New), pkgformat.DeltaNone); err != nil {
 		return f, err
 	}
 	for _, t := range pf.Tables {
@@ -230,7 +239,7 @@ func (b *builder) data(pd *diff.PlanData) (pkgformat.Data, error) {
 	d := pkgformat.Data{Name: pd.Name, NewRVA: pd.NewRVA, Size: pd.Size, ReadOnly: pd.ReadOnly, Init: -1, Fixups: fixups(pd.Fixups)}
 	if pd.Init != nil {
 		var err error
-		if d.Init, err = b.blob(pd.Init, nil, pkgformat.DictNone); err != nil {
+		if d.Init, err = b.blob(pd.Init, pkgformat.DeltaNone); err != nil {
 			return d, err
 		}
 	}

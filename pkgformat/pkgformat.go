@@ -41,12 +41,12 @@ const (
 	MaxBlobs      = 1 << 20
 )
 
-// Blob dictionaries: a blob may be a zstd frame that uses one of the two
-// images as a raw dictionary (the file deltas).
+// What a blob's content is relative to: the file deltas are delta
+// payloads (MakeDelta) from one image to the other.
 const (
-	DictNone   = ""
-	DictBase   = "base"   // the base (old) image file
-	DictTarget = "target" // the target (new) image file
+	DeltaNone       = ""       // plain content
+	DeltaFromBase   = "base"   // a delta payload that turns the base file into the target
+	DeltaFromTarget = "target" // a delta payload that turns the target file into the base
 )
 
 // Manifest is the signed description of a package. Its JSON form, with
@@ -63,8 +63,8 @@ type Manifest struct {
 	Data        []Data     `json:"data"`
 	Imports     []string   `json:"imports"`
 	Report      int        `json:"report"`  // blob: the diff report (hpbuild.diff/v1 JSON)
-	Forward     int        `json:"forward"` // blob: the target file, zstd with the base as dictionary
-	Reverse     int        `json:"reverse"` // blob: the base file, zstd with the target as dictionary
+	Forward     int        `json:"forward"` // blob: delta payload from the base file to the target file
+	Reverse     int        `json:"reverse"` // blob: delta payload from the target file to the base file
 	Blobs       []Blob     `json:"blobs"`
 }
 
@@ -161,7 +161,7 @@ type Blob struct {
 	Size   uint64 `json:"size"`   // decompressed bytes
 	Stored uint64 `json:"stored"` // bytes in the package
 	SHA256 string `json:"sha256"` // of the stored bytes
-	Dict   string `json:"dict"`   // "", "base" or "target"
+	Delta  string `json:"delta"`  // "", "base" or "target": what a delta payload applies to
 }
 
 // Signature is one ed25519 signature over the package digest.
@@ -381,8 +381,8 @@ func (p *Package) check() error {
 		if !isHex(bl.SHA256, 32) {
 			return formatErr("blob %d: sha256 is not 64 lowercase hex digits", i)
 		}
-		if bl.Dict != DictNone && bl.Dict != DictBase && bl.Dict != DictTarget {
-			return formatErr("blob %d: unknown dictionary %q", i, bl.Dict)
+		if bl.Delta != DeltaNone && bl.Delta != DeltaFromBase && bl.Delta != DeltaFromTarget {
+			return formatErr("blob %d: unknown delta source %q", i, bl.Delta)
 		}
 	}
 	if !isHex(m.Base.SHA256, 32) || !isHex(m.Target.SHA256, 32) {
@@ -392,11 +392,15 @@ func (p *Package) check() error {
 		return formatErr("min_sequence %d is above sequence %d", m.MinSequence, m.Sequence)
 	}
 	for _, x := range []struct {
-		what string
-		i    int
-	}{{"report", m.Report}, {"forward delta", m.Forward}, {"reverse delta", m.Reverse}} {
+		what  string
+		i     int
+		delta string
+	}{{"report", m.Report, DeltaNone}, {"forward delta", m.Forward, DeltaFromBase}, {"reverse delta", m.Reverse, DeltaFromTarget}} {
 		if err := ref(x.what, x.i, false); err != nil {
 			return err
+		}
+		if m.Blobs[x.i].Delta != x.delta {
+			return formatErr("%s: blob %d is marked delta %q, want %q", x.what, x.i, m.Blobs[x.i].Delta, x.delta)
 		}
 	}
 	for k, f := range m.Functions {

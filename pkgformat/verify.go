@@ -92,36 +92,55 @@ func (p *Package) CheckBase(file []byte) error {
 }
 
 // Blob returns blob i decompressed. It checks the digest first, and never
-// produces more than the manifest's size for it; dict is the base or
-// target file for the blobs that use one as their dictionary.
-func (p *Package) Blob(i int, dict []byte) ([]byte, error) {
+// produces more than the manifest's size for it.
+func (p *Package) Blob(i int) ([]byte, error) {
 	if i < 0 || i >= len(p.Stored) {
 		return nil, fmt.Errorf("blob %d does not exist", i)
 	}
 	if err := p.checkDigest(i); err != nil {
 		return nil, err
 	}
-	bl := p.Manifest.Blobs[i]
-	if bl.Dict != DictNone && dict == nil {
-		return nil, fmt.Errorf("blob %d needs the %s file as its dictionary", i, bl.Dict)
-	}
-	return Decompress(p.Stored[i], bl.Size, dict)
+	return Decompress(p.Stored[i], p.Manifest.Blobs[i].Size)
 }
 
-// Decompress expands one zstd frame that must hold exactly size bytes,
-// with dict as its raw dictionary when not nil. Memory is bounded by size:
-// a frame that would expand further is refused, not expanded.
-func Decompress(stored []byte, size uint64, dict []byte) ([]byte, error) {
-	opts := []zstd.DOption{zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(max(size, 1<<16) + 1), zstd.WithDecoderLowmem(true)}
-	// The window a frame may ask for is bounded by what it must produce
-	// (plus the dictionary) and a fixed 8 MiB.
-	window := max(size, 8<<20)
-	if dict != nil {
-		window += uint64(len(dict))
-		opts = append(opts, zstd.WithDecoderDictRaw(dictID, dict))
+// Forward turns base, which must be the package's base file, into the
+// target file with the package's forward delta.
+func (p *Package) Forward(base []byte) ([]byte, error) {
+	return p.applyDelta(p.Manifest.Forward, base, p.Manifest.Base.SHA256, p.Manifest.Target)
+}
+
+// Reverse turns target, which must be the package's target file, back
+// into the base file.
+func (p *Package) Reverse(target []byte) ([]byte, error) {
+	return p.applyDelta(p.Manifest.Reverse, target, p.Manifest.Target.SHA256, Target{Name: p.Manifest.Base.Name, Size: p.Manifest.Base.Size, SHA256: p.Manifest.Base.SHA256})
+}
+
+func (p *Package) applyDelta(blob int, src []byte, srcSHA string, dst Target) ([]byte, error) {
+	if got := HexDigest(sha256.Sum256(src)); got != srcSHA {
+		return nil, &VerifyError{FailWrongBase, fmt.Sprintf("the delta applies to the file with sha256 %s, not to this one (%s)", srcSHA, got)}
 	}
-	opts = append(opts, zstd.WithDecoderMaxWindow(window))
-	dec, err := zstd.NewReader(nil, opts...)
+	d, err := p.Blob(blob)
+	if err != nil {
+		return nil, err
+	}
+	out, err := ApplyDelta(src, d, dst.Size)
+	if err != nil {
+		return nil, err
+	}
+	if HexDigest(sha256.Sum256(out)) != dst.SHA256 {
+		return nil, &VerifyError{FailTampered, fmt.Sprintf("the file delta does not produce %s (sha256 %s)", dst.Name, dst.SHA256)}
+	}
+	return out, nil
+}
+
+// Decompress expands one zstd frame that must hold exactly size bytes.
+// Memory is bounded by size: a frame that would expand further is refused,
+// not expanded.
+func Decompress(stored []byte, size uint64) ([]byte, error) {
+	// The window a frame may ask for is bounded by what it must produce
+	// and a fixed 8 MiB.
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(max(size, 1<<16)+1),
+		zstd.WithDecoderLowmem(true), zstd.WithDecoderMaxWindow(max(size, 8<<20)))
 	if err != nil {
 		return nil, err
 	}
@@ -136,24 +155,11 @@ func Decompress(stored []byte, size uint64, dict []byte) ([]byte, error) {
 	return out, nil
 }
 
-// dictID is the zstd dictionary id the file deltas use.
-const dictID = 0x68706264 // "hpbd"
-
-// Compress returns one zstd frame of data, deterministic for the same
-// input, with dict as its raw dictionary when not nil.
-func Compress(data, dict []byte) ([]byte, error) {
-	opts := []zstd.EOption{zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedBestCompression),
-		zstd.WithEncoderCRC(true), zstd.WithZeroFrames(true)}
-	if dict != nil {
-		w := 1 << 10
-		for w < len(dict)+len(data) && w < zstd.MaxWindowSize {
-			w <<= 1
-		}
-		opts = append(opts, zstd.WithEncoderDictRaw(dictID, dict), zstd.WithWindowSize(w))
-	} else {
-		opts = append(opts, zstd.WithSingleSegment(true))
-	}
-	enc, err := zstd.NewWriter(nil, opts...)
+// Compress returns one single-segment zstd frame of data, the same bytes
+// for the same input.
+func Compress(data []byte) ([]byte, error) {
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedBestCompression),
+		zstd.WithEncoderCRC(true), zstd.WithZeroFrames(true), zstd.WithSingleSegment(true))
 	if err != nil {
 		return nil, err
 	}
