@@ -8,7 +8,7 @@ FUZZTIME ?= 5s
 # them (the same default as fetch.sh).
 CORPUS_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/hpbuild-corpus
 
-.PHONY: all build test fuzz bench testdata lint corpus corpus-test clean bench-go bench-corpus
+.PHONY: all build test fuzz bench testdata lint corpus corpus-test clean bench-go bench-corpus bench-packages
 
 all: build
 
@@ -33,7 +33,7 @@ fuzz:
 		$(GO) test -run='^$$' -fuzz="^$$name$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZTIME) $$pkg; \
 	done
 
-bench: bench-go bench-corpus
+bench: bench-go bench-corpus bench-packages
 
 bench-go:
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
@@ -57,3 +57,6 @@ clean:
 # Whole-command timings on the real pairs (needs make corpus, bsdiff, GNU time).
 bench-corpus:
 	scripts/bench-corpus.sh
+
+bench-packages:
+	scripts/bench-packages.sh

@@ -74,20 +74,19 @@ func Build(oldF, newF *pe.File, r *diff.Report, opts Options) (*pkgformat.Packag
 		return nil, err
 	}
 	// The two deltas are independent: make them on both cores.
-	var fwd, rev []byte
+	var fwd, rev delta
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		rev = pkgformat.MakeDelta(newF.Data(), oldF.Data())
+		rev.stored, rev.size, rev.err = pkgformat.EncodeDelta(newF.Data(), oldF.Data())
 	}()
-	fwd = pkgformat.MakeDelta(oldF.Data(), newF.Data())
+	fwd.stored, fwd.size, fwd.err = pkgformat.EncodeDelta(oldF.Data(), newF.Data())
 	<-done
-	if m.Forward, err = b.blob(fwd, pkgformat.DeltaFromBase); err != nil {
-		return nil, err
+	if err := errors.Join(fwd.err, rev.err); err != nil {
+		return nil, fmt.Errorf("making the file deltas: %w", err)
 	}
-	if m.Reverse, err = b.blob(rev, pkgformat.DeltaFromTarget); err != nil {
-		return nil, err
-	}
+	m.Forward = b.add(fwd.stored, fwd.size, pkgformat.DeltaFromBase)
+	m.Reverse = b.add(rev.stored, rev.size, pkgformat.DeltaFromTarget)
 	for i := range plan.Functions {
 		f, err := b.function(&plan.Functions[i])
 		if err != nil {
@@ -157,10 +156,22 @@ func (b *builder) blob(data []byte, delta string) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("compressing: %w", err)
 	}
-	sum := sha256.Sum256(c)
-	b.blobs = append(b.blobs, pkgformat.Blob{Size: uint64(len(data)), Stored: uint64(len(c)), SHA256: pkgformat.HexDigest(sum), Delta: delta})
-	b.stored = append(b.stored, c)
-	return len(b.blobs) - 1, nil
+	return b.add(c, uint64(len(data)), delta), nil
+}
+
+// delta is a stored file delta.
+type delta struct {
+	stored []byte
+	size   uint64
+	err    error
+}
+
+// add adds stored bytes that expand to size bytes as a blob.
+func (b *builder) add(stored []byte, size uint64, delta string) int {
+	sum := sha256.Sum256(stored)
+	b.blobs = append(b.blobs, pkgformat.Blob{Size: size, Stored: uint64(len(stored)), SHA256: pkgformat.HexDigest(sum), Delta: delta})
+	b.stored = append(b.stored, stored)
+	return len(b.blobs) - 1
 }
 
 // parts returns a function's extents: the main one, then its chunks.

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"index/suffixarray"
 	"io"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // File deltas use Colin Percival's bsdiff algorithm (approximate matches
@@ -18,14 +20,67 @@ import (
 //
 // A delta is the payload
 //
-//	"HPBD" uint64 ctrl-len uint64 diff-len uint64 extra-len ctrl diff extra
+//	"HPBD" uvarint ctrl-len uvarint diff-len uvarint extra-len ctrl diff extra
 //
 // where ctrl is a sequence of uvarint triples (add, copy, zigzag seek): add
 // bytes are source+diff byte sums, copy bytes come from extra, then the
-// source position moves by seek. The payload is stored as one zstd frame
-// like any blob.
+// source position moves by seek. The payload is stored as three zstd
+// frames back to back (CompressDelta): the header with ctrl, diff, and
+// extra, which uses the source file as a raw dictionary (new code often
+// repeats old code elsewhere).
 
-const deltaMagic = "HPBD"
+const (
+	deltaMagic = "HPBD" // a bsdiff payload
+	rawMagic   = "HPBR" // the destination file itself, compressed against the source
+)
+
+// EncodeDelta returns the stored form of the smallest of hpbuild's delta
+// encodings from src to dst, and the size of its payload (what the stored
+// bytes expand to): the bsdiff payload in one zstd frame, the bsdiff
+// payload in three frames (MakeDelta's extra bytes compressed against
+// src), or "HPBR" followed by dst in one frame compressed against src
+// (best for tiny changes, where the bsdiff streams' framing costs more
+// than the change). All three expand with DecompressDelta and apply with
+// ApplyDelta.
+func EncodeDelta(src, dst []byte) (stored []byte, size uint64, err error) {
+	payload := MakeDelta(src, dst)
+	one, err := Compress(payload)
+	if err != nil {
+		return nil, 0, err
+	}
+	three, err := CompressDelta(payload, src)
+	if err != nil {
+		return nil, 0, err
+	}
+	raw := append([]byte(rawMagic), dst...)
+	whole, err := compressWith(raw, src)
+	if err != nil {
+		return nil, 0, err
+	}
+	stored, size = one, uint64(len(payload))
+	if len(three) < len(stored) {
+		stored = three
+	}
+	if len(whole) < len(stored) {
+		stored, size = whole, uint64(len(raw))
+	}
+	return stored, size, nil
+}
+
+// compressWith compresses data in one frame with src as raw dictionary.
+func compressWith(data, src []byte) ([]byte, error) {
+	w := 1 << 10
+	for w < len(src)+len(data) && w < zstd.MaxWindowSize {
+		w <<= 1
+	}
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedBestCompression),
+		zstd.WithEncoderCRC(false), zstd.WithZeroFrames(true), zstd.WithEncoderDictRaw(dictID, src), zstd.WithWindowSize(w))
+	if err != nil {
+		return nil, err
+	}
+	defer enc.Close()
+	return enc.EncodeAll(data, nil), nil
+}
 
 // MakeDelta returns the delta payload that turns src into dst.
 func MakeDelta(src, dst []byte) []byte {
@@ -106,14 +161,67 @@ func MakeDelta(src, dst []byte) []byte {
 			lastscan, lastpos, lastoffset = scan-lenb, pos-lenb, pos-scan
 		}
 	}
-	out := make([]byte, 0, 28+ctrl.Len()+diff.Len()+extra.Len())
+	out := make([]byte, 0, 4+3*binary.MaxVarintLen64+ctrl.Len()+diff.Len()+extra.Len())
 	out = append(out, deltaMagic...)
-	out = binary.LittleEndian.AppendUint64(out, uint64(ctrl.Len()))
-	out = binary.LittleEndian.AppendUint64(out, uint64(diff.Len()))
-	out = binary.LittleEndian.AppendUint64(out, uint64(extra.Len()))
+	out = binary.AppendUvarint(out, uint64(ctrl.Len()))
+	out = binary.AppendUvarint(out, uint64(diff.Len()))
+	out = binary.AppendUvarint(out, uint64(extra.Len()))
 	out = append(out, ctrl.Bytes()...)
 	out = append(out, diff.Bytes()...)
 	return append(out, extra.Bytes()...)
+}
+
+// CompressDelta stores a delta payload made from src: three zstd frames,
+// the last one with src as its raw dictionary.
+func CompressDelta(payload, src []byte) ([]byte, error) {
+	_, diffAt, extraAt, err := deltaParts(payload)
+	if err != nil {
+		return nil, err
+	}
+	f1, err := Compress(payload[:diffAt])
+	if err != nil {
+		return nil, err
+	}
+	f2, err := Compress(payload[diffAt:extraAt])
+	if err != nil {
+		return nil, err
+	}
+	f3, err := compressWith(payload[extraAt:], src)
+	if err != nil {
+		return nil, err
+	}
+	return append(append(f1, f2...), f3...), nil
+}
+
+// DecompressDelta expands a stored delta of size bytes made from src. Like
+// Decompress, it never produces more than size bytes.
+func DecompressDelta(stored []byte, size uint64, src []byte) ([]byte, error) {
+	return decompress(stored, size, src)
+}
+
+// dictID names the source file as the raw dictionary of a delta's frames
+// that use it (1: one byte in the frame header).
+const dictID = 1
+
+// deltaParts returns the header length and the offsets of the diff and
+// extra streams of a payload.
+func deltaParts(payload []byte) (head, diffAt, extraAt int, err error) {
+	if len(payload) < 4 || string(payload[:4]) != deltaMagic {
+		return 0, 0, 0, fmt.Errorf("no %q header", deltaMagic)
+	}
+	r := bytes.NewReader(payload[4:])
+	cl, err1 := binary.ReadUvarint(r)
+	dl, err2 := binary.ReadUvarint(r)
+	el, err3 := binary.ReadUvarint(r)
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return 0, 0, 0, fmt.Errorf("header: %v", err)
+	}
+	head = len(payload) - r.Len()
+	rest := uint64(r.Len())
+	if cl > rest || dl > rest-cl || el != rest-cl-dl {
+		return 0, 0, 0, fmt.Errorf("stream lengths %d+%d+%d do not add up to %d bytes", cl, dl, el, rest)
+	}
+	return head, head + int(cl), head + int(cl+dl), nil
 }
 
 // ApplyDelta turns src into the file of dstSize bytes a delta payload
@@ -124,19 +232,21 @@ func ApplyDelta(src, delta []byte, dstSize uint64) ([]byte, error) {
 	bad := func(format string, a ...any) error {
 		return &VerifyError{FailTampered, "file delta: " + fmt.Sprintf(format, a...)}
 	}
-	if len(delta) < 28 || string(delta[:4]) != deltaMagic {
-		return nil, bad("no %q header", deltaMagic)
-	}
-	cl, dl, el := binary.LittleEndian.Uint64(delta[4:]), binary.LittleEndian.Uint64(delta[12:]), binary.LittleEndian.Uint64(delta[20:])
-	rest := delta[28:]
-	if cl > uint64(len(rest)) || dl > uint64(len(rest))-cl || el != uint64(len(rest))-cl-dl {
-		return nil, bad("stream lengths %d+%d+%d do not add up to %d bytes", cl, dl, el, len(rest))
-	}
 	if dstSize > MaxBlobSize {
 		return nil, bad("target size %d over the limit", dstSize)
 	}
-	ctrl := bytes.NewReader(rest[:cl])
-	diff, extra := rest[cl:cl+dl], rest[cl+dl:]
+	if len(delta) >= 4 && string(delta[:4]) == rawMagic {
+		if uint64(len(delta)-4) != dstSize {
+			return nil, bad("holds %d bytes, the destination has %d", len(delta)-4, dstSize)
+		}
+		return bytes.Clone(delta[4:]), nil
+	}
+	head, diffAt, extraAt, err := deltaParts(delta)
+	if err != nil {
+		return nil, bad("%v", err)
+	}
+	ctrl := bytes.NewReader(delta[head:diffAt])
+	diff, extra := delta[diffAt:extraAt], delta[extraAt:]
 	out := make([]byte, 0, dstSize)
 	var oldpos int64
 	for uint64(len(out)) < dstSize {

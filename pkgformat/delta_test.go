@@ -34,6 +34,18 @@ func TestDeltaRoundTrip(t *testing.T) {
 			if err != nil || !bytes.Equal(got, dir[1]) {
 				t.Errorf("%s: delta does not round-trip (%v)", p.name, err)
 			}
+			// The stored form, whichever encoding won.
+			stored, size, err := pkgformat.EncodeDelta(dir[0], dir[1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			payload, err := pkgformat.DecompressDelta(stored, size, dir[0])
+			if err == nil {
+				got, err = pkgformat.ApplyDelta(dir[0], payload, uint64(len(dir[1])))
+			}
+			if err != nil || !bytes.Equal(got, dir[1]) {
+				t.Errorf("%s: stored delta does not round-trip (%v)", p.name, err)
+			}
 		}
 	}
 }

@@ -90,7 +90,10 @@ func check(b []byte, trusted []*signing.PublicKey, threshold int, base []byte) (
 	if err := p.VerifyBlobs(); err != nil {
 		return fail(err)
 	}
-	for i := range p.Manifest.Blobs {
+	for i, bl := range p.Manifest.Blobs {
+		if bl.Delta != pkgformat.DeltaNone {
+			continue
+		}
 		if _, err := p.Blob(i); err != nil {
 			return fail(err)
 		}

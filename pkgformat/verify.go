@@ -92,13 +92,17 @@ func (p *Package) CheckBase(file []byte) error {
 }
 
 // Blob returns blob i decompressed. It checks the digest first, and never
-// produces more than the manifest's size for it.
+// produces more than the manifest's size for it. A file delta's blob needs
+// its source file (see Forward and Reverse).
 func (p *Package) Blob(i int) ([]byte, error) {
 	if i < 0 || i >= len(p.Stored) {
 		return nil, fmt.Errorf("blob %d does not exist", i)
 	}
 	if err := p.checkDigest(i); err != nil {
 		return nil, err
+	}
+	if d := p.Manifest.Blobs[i].Delta; d != DeltaNone {
+		return nil, fmt.Errorf("blob %d is a file delta: it expands only with the %s file", i, d)
 	}
 	return Decompress(p.Stored[i], p.Manifest.Blobs[i].Size)
 }
@@ -119,7 +123,10 @@ func (p *Package) applyDelta(blob int, src []byte, srcSHA string, dst Target) ([
 	if got := HexDigest(sha256.Sum256(src)); got != srcSHA {
 		return nil, &VerifyError{FailWrongBase, fmt.Sprintf("the delta applies to the file with sha256 %s, not to this one (%s)", srcSHA, got)}
 	}
-	d, err := p.Blob(blob)
+	if err := p.checkDigest(blob); err != nil {
+		return nil, err
+	}
+	d, err := DecompressDelta(p.Stored[blob], p.Manifest.Blobs[blob].Size, src)
 	if err != nil {
 		return nil, err
 	}
@@ -137,10 +144,18 @@ func (p *Package) applyDelta(blob int, src []byte, srcSHA string, dst Target) ([
 // Memory is bounded by size: a frame that would expand further is refused,
 // not expanded.
 func Decompress(stored []byte, size uint64) ([]byte, error) {
-	// The window a frame may ask for is bounded by what it must produce
-	// and a fixed 8 MiB.
-	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(max(size, 1<<16)+1),
-		zstd.WithDecoderLowmem(true), zstd.WithDecoderMaxWindow(max(size, 8<<20)))
+	return decompress(stored, size, nil)
+}
+
+func decompress(stored []byte, size uint64, dict []byte) ([]byte, error) {
+	// The window a frame may ask for is bounded by what it must produce,
+	// the dictionary and a fixed 8 MiB.
+	opts := []zstd.DOption{zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(max(size, 1<<16) + 1),
+		zstd.WithDecoderLowmem(true), zstd.WithDecoderMaxWindow(max(size, 8<<20) + uint64(len(dict)))}
+	if dict != nil {
+		opts = append(opts, zstd.WithDecoderDictRaw(dictID, dict))
+	}
+	dec, err := zstd.NewReader(nil, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -156,10 +171,11 @@ func Decompress(stored []byte, size uint64) ([]byte, error) {
 }
 
 // Compress returns one single-segment zstd frame of data, the same bytes
-// for the same input.
+// for the same input. The frame has no checksum: every blob is checked
+// against its SHA-256 in the signed manifest before it is expanded.
 func Compress(data []byte) ([]byte, error) {
 	enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedBestCompression),
-		zstd.WithEncoderCRC(true), zstd.WithZeroFrames(true), zstd.WithSingleSegment(true))
+		zstd.WithEncoderCRC(false), zstd.WithZeroFrames(true), zstd.WithSingleSegment(true))
 	if err != nil {
 		return nil, err
 	}

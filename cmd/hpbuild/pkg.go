@@ -316,8 +316,12 @@ func runVerify(w io.Writer, path string, keys []*signing.PublicKey, threshold in
 	if err := p.VerifyBlobs(); err != nil {
 		return &verifyError{err: fmt.Errorf("%s: %w", path, err)}
 	}
-	// Every blob must expand to exactly its declared size.
-	for i := range p.Manifest.Blobs {
+	// Every blob but the file deltas (which need their source file) must
+	// expand to exactly its declared size.
+	for i, bl := range p.Manifest.Blobs {
+		if bl.Delta != pkgformat.DeltaNone {
+			continue
+		}
 		if _, err := p.Blob(i); err != nil {
 			return &verifyError{err: fmt.Errorf("%s: blob %d: %w", path, i, err)}
 		}

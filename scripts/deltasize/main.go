@@ -36,13 +36,16 @@ func main() {
 
 func run(old, nw []byte) error {
 	t0 := time.Now()
-	d := pkgformat.MakeDelta(old, nw)
-	c, err := pkgformat.Compress(d)
+	c, size, err := pkgformat.EncodeDelta(old, nw)
 	if err != nil {
 		return err
 	}
 	secs := time.Since(t0).Seconds()
-	got, err := pkgformat.ApplyDelta(old, d, uint64(len(nw)))
+	back, err := pkgformat.DecompressDelta(c, size, old)
+	if err != nil {
+		return fmt.Errorf("the stored delta does not expand: %v", err)
+	}
+	got, err := pkgformat.ApplyDelta(old, back, uint64(len(nw)))
 	if err != nil || !bytes.Equal(got, nw) {
 		return fmt.Errorf("the delta does not give the new file: %v", err)
 	}
