@@ -45,8 +45,8 @@ const (
 func EncodeDelta(src, dst []byte) (stored []byte, size uint64, err error) {
 	payload := MakeDelta(src, dst)
 	one, err := Compress(payload)
-	if err != nil {
-		return nil, 0, err
+	if err != nil || len(src) == 0 {
+		return one, uint64(len(payload)), err // no source to compress against
 	}
 	three, err := CompressDelta(payload, src)
 	if err != nil {

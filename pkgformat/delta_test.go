@@ -27,14 +27,18 @@ func TestDeltaRoundTrip(t *testing.T) {
 		}
 		pairs = append(pairs, pair{d, a, b})
 	}
-	for _, p := range pairs {
+	for k, p := range pairs {
 		for _, dir := range [][2][]byte{{p.a, p.b}, {p.b, p.a}} {
 			d := pkgformat.MakeDelta(dir[0], dir[1])
 			got, err := pkgformat.ApplyDelta(dir[0], d, uint64(len(dir[1])))
 			if err != nil || !bytes.Equal(got, dir[1]) {
 				t.Errorf("%s: delta does not round-trip (%v)", p.name, err)
 			}
-			// The stored form, whichever encoding won.
+			// The stored form, whichever encoding won (for the edge cases
+			// and a few fixtures: it tries three encodings).
+			if k >= 4 && k%8 != 0 {
+				continue
+			}
 			stored, size, err := pkgformat.EncodeDelta(dir[0], dir[1])
 			if err != nil {
 				t.Fatal(err)
