@@ -29,18 +29,17 @@ import (
 // extra, which uses the source file as a raw dictionary (new code often
 // repeats old code elsewhere).
 
-const (
-	deltaMagic = "HPBD" // a bsdiff payload
-	rawMagic   = "HPBR" // the destination file itself, compressed against the source
-)
+// deltaMagic starts a bsdiff payload; any other payload is the destination
+// file itself (writers never choose that form for a file that starts with
+// these four bytes).
+const deltaMagic = "HPBD"
 
 // EncodeDelta returns the stored form of the smallest of hpbuild's delta
 // encodings from src to dst, and the size of its payload (what the stored
 // bytes expand to): the bsdiff payload in one zstd frame, the bsdiff
 // payload in three frames (MakeDelta's extra bytes compressed against
-// src), or "HPBR" followed by dst in one frame compressed against src
-// (best for tiny changes, where the bsdiff streams' framing costs more
-// than the change). All three expand with DecompressDelta and apply with
+// src), or dst itself in one frame compressed against src (best for tiny
+// changes, where the bsdiff streams' framing costs more than the change). All three expand with DecompressDelta and apply with
 // ApplyDelta.
 func EncodeDelta(src, dst []byte) (stored []byte, size uint64, err error) {
 	payload := MakeDelta(src, dst)
@@ -52,17 +51,18 @@ func EncodeDelta(src, dst []byte) (stored []byte, size uint64, err error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	raw := append([]byte(rawMagic), dst...)
-	whole, err := compressWith(raw, src)
-	if err != nil {
-		return nil, 0, err
-	}
 	stored, size = one, uint64(len(payload))
 	if len(three) < len(stored) {
 		stored = three
 	}
-	if len(whole) < len(stored) {
-		stored, size = whole, uint64(len(raw))
+	if !bytes.HasPrefix(dst, []byte(deltaMagic)) {
+		whole, err := compressWith(dst, src)
+		if err != nil {
+			return nil, 0, err
+		}
+		if len(whole) < len(stored) {
+			stored, size = whole, uint64(len(dst))
+		}
 	}
 	return stored, size, nil
 }
@@ -199,9 +199,11 @@ func DecompressDelta(stored []byte, size uint64, src []byte) ([]byte, error) {
 	return decompress(stored, size, src)
 }
 
-// dictID names the source file as the raw dictionary of a delta's frames
-// that use it (1: one byte in the frame header).
-const dictID = 1
+// dictID is the dictionary id of the source file as raw dictionary: 0, so
+// that frames do not spend header bytes naming it. Every frame of a delta
+// blob is decoded with the source as history; those written without it
+// never reach into it.
+const dictID = 0
 
 // deltaParts returns the header length and the offsets of the diff and
 // extra streams of a payload.
@@ -235,11 +237,11 @@ func ApplyDelta(src, delta []byte, dstSize uint64) ([]byte, error) {
 	if dstSize > MaxBlobSize {
 		return nil, bad("target size %d over the limit", dstSize)
 	}
-	if len(delta) >= 4 && string(delta[:4]) == rawMagic {
-		if uint64(len(delta)-4) != dstSize {
-			return nil, bad("holds %d bytes, the destination has %d", len(delta)-4, dstSize)
+	if !bytes.HasPrefix(delta, []byte(deltaMagic)) {
+		if uint64(len(delta)) != dstSize {
+			return nil, bad("holds %d bytes of the destination, which has %d", len(delta), dstSize)
 		}
-		return bytes.Clone(delta[4:]), nil
+		return bytes.Clone(delta), nil
 	}
 	head, diffAt, extraAt, err := deltaParts(delta)
 	if err != nil {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,8 +9,6 @@ import (
 	"github.com/hpbuild/hpbuild/pkgformat"
 	"github.com/urfave/cli/v2"
 )
-
-func sha256Sum(b []byte) [32]byte { return sha256.Sum256(b) }
 
 func inspectCommand() *cli.Command {
 	return &cli.Command{
