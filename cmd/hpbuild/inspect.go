@@ -82,13 +82,23 @@ type inspectData struct {
 }
 
 type inspectSizes struct {
-	Package  uint64 `json:"package"`  // the whole file
-	Hotpatch uint64 `json:"hotpatch"` // stored code, data and unwind blobs with the manifest
+	Package  uint64 `json:"package"`  // the whole file: hotpatch + overhead + forward + reverse + report
+	Hotpatch uint64 `json:"hotpatch"` // what grows with the patch: code, data and unwind blobs as stored, and the manifest's function and data records
+	Overhead uint64 `json:"overhead"` // the rest: magic, identities, blob table, signatures
 	Forward  uint64 `json:"forward"`  // stored forward file delta
 	Reverse  uint64 `json:"reverse"`  // stored reverse file delta
 	Report   uint64 `json:"report"`   // stored diff report
-	Manifest uint64 `json:"manifest"` // manifest bytes
+	Manifest uint64 `json:"manifest"` // manifest bytes (part of hotpatch and overhead)
 	Expanded uint64 `json:"expanded"` // all blobs decompressed
+}
+
+// jsonLen is the length of v's canonical JSON (as in the manifest).
+func jsonLen(v any) uint64 {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
+	return uint64(b.Len() - 1)
 }
 
 func newInspectReport(p *pkgformat.Package) *inspectReport {
@@ -103,9 +113,9 @@ func newInspectReport(p *pkgformat.Package) *inspectReport {
 		r.Data = append(r.Data, inspectData{Name: d.Name, Size: d.Size, ReadOnly: d.ReadOnly})
 	}
 	b, _ := p.Marshal()
-	r.Sizes.Package = uint64(len(b))
 	s := &r.Sizes
-	s.Manifest = uint64(len(b)) // minus blobs and signatures below
+	s.Package = uint64(len(b))
+	s.Manifest = s.Package - uint64(len(pkgformat.Magic)) - 4 - 2 - uint64(len(p.Sigs))*72
 	for i, bl := range m.Blobs {
 		s.Expanded += bl.Size
 		s.Manifest -= bl.Stored
@@ -120,8 +130,8 @@ func newInspectReport(p *pkgformat.Package) *inspectReport {
 			s.Hotpatch += bl.Stored
 		}
 	}
-	s.Manifest -= uint64(len(pkgformat.Magic)) + 4 + 2 + uint64(len(p.Sigs))*72
-	s.Hotpatch += s.Manifest
+	s.Hotpatch += jsonLen(m.Functions) + jsonLen(m.Data)
+	s.Overhead = s.Package - s.Hotpatch - s.Forward - s.Reverse - s.Report
 	for _, sg := range p.Sigs {
 		r.Signatures = append(r.Signatures, sg.KeyID.String())
 	}
@@ -135,8 +145,8 @@ func (r *inspectReport) writeText(w io.Writer) error {
 		r.Base.Name, r.Base.SHA256, r.Base.Size, r.Base.Machine, r.Base.TimeDateStamp, r.Base.CheckSum, r.Base.SizeOfImage)
 	fmt.Fprintf(&b, "target    %s  %s  %d bytes\n", r.Target.Name, r.Target.SHA256, r.Target.Size)
 	fmt.Fprintf(&b, "sequence  %d (replaces %d and later)\n", r.Sequence, r.MinSequence)
-	fmt.Fprintf(&b, "sizes     %d bytes: hot patch %d (manifest %d), forward delta %d, reverse delta %d, report %d; %d expanded\n",
-		r.Sizes.Package, r.Sizes.Hotpatch, r.Sizes.Manifest, r.Sizes.Forward, r.Sizes.Reverse, r.Sizes.Report, r.Sizes.Expanded)
+	fmt.Fprintf(&b, "sizes     %d bytes: hot patch %d, identities and signatures %d, forward delta %d, reverse delta %d, report %d; %d expanded\n",
+		r.Sizes.Package, r.Sizes.Hotpatch, r.Sizes.Overhead, r.Sizes.Forward, r.Sizes.Reverse, r.Sizes.Report, r.Sizes.Expanded)
 	fmt.Fprintf(&b, "\nfunctions (%d)\n", len(r.Functions))
 	for _, f := range r.Functions {
 		site := "no site (new function, or callers re-pointed)"
