@@ -80,3 +80,31 @@ func TestCorpusPairsComplete(t *testing.T) {
 		})
 	}
 }
+
+// TestCorpusNeutralRules: the neutral rules the fixtures cannot show
+// (mingw writes no timestamp, Rich header, debug directory or resources)
+// on the real pairs that have them: the control rebuild differs only in
+// timestamp and PDB identity; bufferutil-x64 was rebuilt with another
+// MSVC toolchain and has other version resources.
+func TestCorpusNeutralRules(t *testing.T) {
+	for pair, want := range map[string][]string{
+		"msgpackr-x64":   {"NEUTRAL-TIMESTAMP", "NEUTRAL-DEBUG"},
+		"bufferutil-x64": {"NEUTRAL-RESOURCE", "NEUTRAL-TOOLCHAIN", "NEUTRAL-TIMESTAMP", "NEUTRAL-DEBUG"},
+	} {
+		t.Run(pair, func(t *testing.T) {
+			o, n := corpusPair(t, pair)
+			r := Compare(o, n)
+			got := map[string]string{}
+			for _, c := range r.Changes {
+				for _, x := range c.Rules {
+					got[x.ID] = c.Verdict
+				}
+			}
+			for _, id := range want {
+				if v, ok := got[id]; !ok || v != VerdictNeutral {
+					t.Errorf("%s: %q (verdict %q), want it neutral", pair, id, v)
+				}
+			}
+		})
+	}
+}

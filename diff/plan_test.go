@@ -150,3 +150,24 @@ func TestPlanIncludes(t *testing.T) {
 		}
 	}
 }
+
+// TestImportNoLongerUsed: new_import read backwards (the new build as the
+// old one) drops the user32 import: NEUTRAL-IMPORT-UNUSED, and the change
+// itself stays hot-patchable.
+func TestImportNoLongerUsed(t *testing.T) {
+	for _, arch := range []string{"x64", "x86"} {
+		o, n := openPair(t, "../testdata/new_import", arch, "symbols")
+		r := Compare(n, o)
+		found := false
+		for _, c := range r.Changes {
+			for _, x := range c.Rules {
+				if x.ID == "NEUTRAL-IMPORT-UNUSED" && c.Name == "user32.dll!MessageBeep" && c.Verdict == VerdictNeutral {
+					found = true
+				}
+			}
+		}
+		if !found || r.Verdict != VerdictHotpatchable {
+			t.Errorf("%s: NEUTRAL-IMPORT-UNUSED for MessageBeep %v, verdict %s", arch, found, r.Verdict)
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"testing"
 
 	"github.com/hpbuild/hpbuild/assemble"
@@ -132,21 +133,55 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
+// verifyOnly is what must catch every tampering before anything is
+// expanded: the strict read, the signatures, the blob digests.
+func verifyOnly(b []byte, trusted []*signing.PublicKey) string {
+	p, err := pkgformat.Read(b)
+	var ve *pkgformat.VersionError
+	switch {
+	case errors.As(err, &ve):
+		return "unsupported-version"
+	case err != nil:
+		return "malformed"
+	}
+	if err := p.Verify(trusted, 1); err != nil {
+		return err.(*pkgformat.VerifyError).Class
+	}
+	if err := p.VerifyBlobs(); err != nil {
+		return err.(*pkgformat.VerifyError).Class
+	}
+	return ""
+}
+
 // flipAll flips one bit of each offset in offs and asserts that every
-// flip makes verification fail.
+// flip makes verification fail before any blob is expanded.
 func flipAll(t *testing.T, b []byte, offs []int) {
 	t.Helper()
 	trusted := []*signing.PublicKey{key(t, "build").Public()}
 	if class, err := check(b, trusted, 1, nil); class != "" {
 		t.Fatalf("untouched package fails: %s %v", class, err)
 	}
+	// Flips are checked on all cores, each worker on its own copy.
+	workers := runtime.GOMAXPROCS(0)
+	results := make([]string, len(offs))
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := bytes.Clone(b)
+			for i := w; i < len(offs); i += workers {
+				c[offs[i]] ^= 0x01
+				results[i] = verifyOnly(c, trusted)
+				c[offs[i]] ^= 0x01
+			}
+		}()
+	}
+	wg.Wait()
 	classes := map[string]int{}
-	for _, off := range offs {
-		c := bytes.Clone(b)
-		c[off] ^= 0x01
-		class, _ := check(c, trusted, 1, nil)
+	for i, class := range results {
 		if class == "" {
-			t.Errorf("flipping a bit at offset %d (of %d) still verifies", off, len(b))
+			t.Errorf("flipping a bit at offset %d (of %d) still verifies", offs[i], len(b))
 		}
 		classes[class]++
 	}
@@ -349,4 +384,42 @@ func FuzzRead(f *testing.F) {
 			t.Fatalf("read %d bytes, re-marshalled %d different bytes", len(b), len(out))
 		}
 	})
+}
+
+// TestTamperSampledCorpus: a large package — the real rollup-x64-gnu pair,
+// 258 changed functions, built with a policy that accepts its
+// reboot-required rules (the pair is a real update, not a hot patch) —
+// fails verification for each of 2048 sampled single-bit flips. Skips
+// without the corpus (make corpus).
+func TestTamperSampledCorpus(t *testing.T) {
+	dir := os.Getenv("HPBUILD_CORPUS")
+	if dir == "" {
+		home, _ := os.UserHomeDir()
+		dir = filepath.Join(home, ".cache", "hpbuild-corpus")
+	}
+	o, err1 := pe.Open(filepath.Join(dir, "rollup-x64-gnu", "old.node"))
+	n, err2 := pe.Open(filepath.Join(dir, "rollup-x64-gnu", "new.node"))
+	if err1 != nil || err2 != nil {
+		t.Skipf("corpus pair rollup-x64-gnu not fetched (make corpus): %v %v", err1, err2)
+	}
+	r := diff.Compare(o, n)
+	pol, err := diff.ParsePolicy(bytes.NewReader([]byte("RR-* warn\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.ApplyPolicy(pol)
+	p, err := assemble.BuildSigned(o, n, r, assemble.Options{Sequence: 1, Tool: "hpbuild test"}, key(t, "build"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := marshal(t, p)
+	if len(b) < 100<<10 {
+		t.Fatalf("package is only %d bytes", len(b))
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	offs := []int{0, 8, 12, len(b) - 1}
+	for len(offs) < 2048 {
+		offs = append(offs, rng.IntN(len(b)))
+	}
+	flipAll(t, b, offs)
 }
