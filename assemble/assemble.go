@@ -51,6 +51,29 @@ func Build(oldF, newF *pe.File, r *diff.Report, opts Options) (*pkgformat.Packag
 	if plan == nil {
 		return nil, ErrIdentical
 	}
+	// A policy may have set blocking rules to warn; what they stood for
+	// still cannot be placed in a running process.
+	var cannot []string
+	for _, f := range plan.Functions {
+		if f.Old != nil && f.Site == nil && f.SiteNote == "" {
+			cannot = append(cannot, fmt.Sprintf("%s: no jump can be written at its old entry %#x (see its rules)", f.Name, f.Old.RVA))
+		}
+		for _, x := range f.Fixups {
+			if x.Target == diff.TargetUnresolved {
+				cannot = append(cannot, fmt.Sprintf("%s: the reference at +%#x to %s has no place in the running image", f.Name, x.Off, x.Name))
+			}
+		}
+	}
+	for _, d := range plan.Data {
+		for _, x := range d.Fixups {
+			if x.Target == diff.TargetUnresolved {
+				cannot = append(cannot, fmt.Sprintf("%s: the pointer at +%#x to %s has no place in the running image", d.Name, x.Off, x.Name))
+			}
+		}
+	}
+	if len(cannot) > 0 {
+		return nil, &RebootRequiredError{Reasons: cannot}
+	}
 	b := &builder{oldF: oldF, newF: newF}
 	m := pkgformat.Manifest{
 		Format:      pkgformat.Format,

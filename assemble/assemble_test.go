@@ -7,6 +7,7 @@ import (
 	"errors"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/hpbuild/hpbuild/assemble"
@@ -162,5 +163,33 @@ func TestBuildRefusesRebootRequired(t *testing.T) {
 	_, _, _, _, err = build(t, "../testdata/layout_only", "x64")
 	if !errors.Is(err, assemble.ErrIdentical) {
 		t.Errorf("layout_only: %v, want ErrIdentical", err)
+	}
+}
+
+// TestBuildRefusesWhatAPolicyHid: a policy that sets blocking rules to
+// warn makes the report hot-patchable, but what those rules stood for
+// still cannot be placed: no site at a 3-byte entry, a writable object
+// with no counterpart. Build refuses with the reasons.
+func TestBuildRefusesWhatAPolicyHid(t *testing.T) {
+	for _, c := range []struct{ dir, file, policy, want string }{
+		{"../testdata/tiny_function/x64", "", "RR-NO-ENTRY-ROOM warn", "no jump can be written"},
+		{"../testdata/data_unmatched/x64", ".stripped", "RR-DATA-UNMATCHED warn", "has no place in the running image"},
+	} {
+		o := open(t, filepath.Join(c.dir, "old"+c.file+".dll"))
+		n := open(t, filepath.Join(c.dir, "new"+c.file+".dll"))
+		r := diff.Compare(o, n)
+		pol, err := diff.ParsePolicy(strings.NewReader(c.policy))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.ApplyPolicy(pol)
+		if r.Verdict != diff.VerdictHotpatchable {
+			t.Errorf("%s with %q: verdict %s, want hotpatchable (never identical)", c.dir, c.policy, r.Verdict)
+		}
+		_, err = assemble.Build(o, n, r, assemble.Options{Sequence: 1})
+		var rr *assemble.RebootRequiredError
+		if !errors.As(err, &rr) || !strings.Contains(strings.Join(rr.Reasons, "\n"), c.want) {
+			t.Errorf("%s with %q: %v, want a refusal saying %q", c.dir, c.policy, err, c.want)
+		}
 	}
 }

@@ -84,6 +84,12 @@ func (r *Report) computeVerdicts() {
 		fr := &r.Functions[i]
 		if fr.Status != Unchanged {
 			fr.Verdict = verdictOf(fr.Rules)
+			// A function that differs is never "identical", whatever a
+			// policy did to its rules: without a blocking rule it goes in
+			// the patch.
+			if fr.Verdict == "" || fr.Verdict == VerdictNeutral {
+				fr.Verdict = VerdictHotpatchable
+			}
 		}
 	}
 	for i := range r.Changes {

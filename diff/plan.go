@@ -72,6 +72,10 @@ const (
 	// TargetJumpTable: one of the function's own jump tables (Off is its
 	// index in New.JumpTables), rebuilt for the new code.
 	TargetJumpTable TargetKind = "jump-table"
+	// TargetUnresolved: nothing in the running image or the patch is known
+	// to correspond; a rule makes the function reboot-required, and no
+	// package may be built with such a fixup.
+	TargetUnresolved TargetKind = "unresolved"
 )
 
 // Fixup is one field of carried code or data that must be rewritten when
@@ -103,6 +107,7 @@ type planner struct {
 	c           *comparer
 	r           *Report
 	record      bool         // keep fixups and tables (Plan), not just the rules they imply
+	cur         int          // the carried function whose references are being resolved
 	carried     map[int]bool // new function indexes the patch carries
 	queue       []int        // carried functions whose references are not resolved yet
 	oldLeft     []uint32     // unexplainedOld, once computed
@@ -203,6 +208,7 @@ func (pl *planner) run(sites map[int]*Site, notes map[int]string) *Plan {
 			pf.Site = sites[n]
 			pf.SiteNote = notes[n]
 		}
+		pl.cur = n
 		pf.Fixups = pl.fixups(n)
 		pf.Tables = pl.tables(n)
 		if pl.record {
@@ -327,6 +333,14 @@ func (pl *planner) codeTarget(fx *Fixup, t *tok) {
 		return
 	}
 	o := c.p.n2o[j]
+	if o < 0 || pl.carried[j] {
+		// Code no function covers, next to a function that is new or
+		// changed: where it is in the running image is unknown, and it is
+		// not part of any carried blob.
+		pl.unresolved(fx, fmt.Sprintf("code at %#x (after %s)", t.target, tf.DisplayName()), Rule{ID: "RR-UNDECODABLE", Message: fmt.Sprintf(
+			"%%s refers to code at new RVA %#x that no function covers, next to %s, which is new or changed: hpbuild cannot tell where that code is in the running image, nor carry it", t.target, tf.DisplayName())})
+		return
+	}
 	of := &c.old.fns[o]
 	fx.Target, fx.Name = TargetOld, of.DisplayName()
 	switch {
@@ -345,6 +359,20 @@ func (pl *planner) codeTarget(fx *Fixup, t *tok) {
 	}
 }
 
+// unresolved marks a fixup whose target cannot be placed and gives the
+// function being resolved the rule (its message has one %s: the
+// function's name).
+func (pl *planner) unresolved(fx *Fixup, name string, rule Rule) {
+	fx.Target, fx.RVA, fx.Name = TargetUnresolved, 0, name
+	if pl.cur < 0 {
+		return
+	}
+	rule.Message = fmt.Sprintf(rule.Message, pl.c.new.fns[pl.cur].DisplayName())
+	if !slices.Contains(pl.rules[pl.cur], rule) {
+		pl.rules[pl.cur] = append(pl.rules[pl.cur], rule)
+	}
+}
+
 // importSlot returns the old image's IAT slot for "dll!name".
 func importSlot(f *pe.File, name string) (uint32, bool) {
 	for _, imp := range f.Imports {
@@ -358,11 +386,10 @@ func importSlot(f *pe.File, name string) (uint32, bool) {
 	return 0, false
 }
 
-// dataTarget resolves a reference from carried function n (token i) to
+// dataTarget resolves a reference from carried function n to
 // data: the corresponding old object when there is one, a carried copy for
 // constants and new objects, and a rule when neither can be shown.
 func (pl *planner) dataTarget(fx *Fixup, n int, t *tok) {
-	c := pl.c
 	if rva, name, ok := pl.oldData(n, t); ok {
 		fx.Target, fx.RVA, fx.Name = TargetOld, rva, name
 		return
@@ -380,13 +407,8 @@ func (pl *planner) dataTarget(fx *Fixup, n int, t *tok) {
 	}
 	// Writable data with no counterpart that cannot be shown to be new: a
 	// copy would be a second variable beside the one running code uses.
-	fx.Target, fx.RVA, fx.Name = TargetOld, 0, name
-	fnName := c.new.fns[n].DisplayName()
-	rule := Rule{ID: "RR-DATA-UNMATCHED", Message: fmt.Sprintf(
-		"%s uses writable data %s, which matches no object of the old image and is not named by a symbol the old image lacks; carrying a fresh copy could split one variable in two. Symbols (a map file or PDB) for both builds would settle it", fnName, name)}
-	if !slices.Contains(pl.rules[n], rule) {
-		pl.rules[n] = append(pl.rules[n], rule)
-	}
+	pl.unresolved(fx, name, Rule{ID: "RR-DATA-UNMATCHED", Message: fmt.Sprintf(
+		"%%s uses writable data %s, which matches no object of the old image and is not named by a symbol the old image lacks; carrying a fresh copy could split one variable in two. Symbols (a map file or PDB) for both builds would settle it", name)})
 }
 
 // oldData finds the old-image address corresponding to a new data

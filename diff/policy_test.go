@@ -76,8 +76,9 @@ func TestApplyPolicyVerdicts(t *testing.T) {
 			}
 		}
 	}
-	if len(r.Changes) != 0 || r.Verdict != VerdictIdentical {
-		t.Errorf("all rules ignored: %d changes, verdict %s", len(r.Changes), r.Verdict)
+	// The function still differs: it is never reported identical.
+	if len(r.Changes) != 0 || r.Verdict != VerdictHotpatchable {
+		t.Errorf("all rules ignored: %d changes, verdict %s, want no changes and hotpatchable", len(r.Changes), r.Verdict)
 	}
 }
 

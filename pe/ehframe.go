@@ -66,11 +66,13 @@ func (f *File) parseEHFrame() {
 			}
 			length, hdr = binary.LittleEndian.Uint64(data[off+4:]), 12
 		}
-		start, end := off+hdr, uint64(off+hdr)+length
-		if end > uint64(len(data)) || length < 4 {
+		start := off + hdr
+		// Compared before adding: a 64-bit length must not wrap around.
+		if length < 4 || start > len(data) || length > uint64(len(data)-start) {
 			f.warnf(".eh_frame: entry at %#x runs past the section", s.VirtualAddress+uint32(off))
 			break
 		}
+		end := uint64(start) + length
 		id := binary.LittleEndian.Uint32(data[start:])
 		r.pos, r.end = start+4, int(end)
 		if id == 0 { // CIE
@@ -107,7 +109,7 @@ func (f *File) parseEHFrame() {
 			}
 		} else { // FDE: id is the distance back to its CIE
 			cieAt := start - int(id)
-			c, ok := cies[cieAt]
+			c, ok := cies[cieAt] // only CIEs already read, before this entry
 			if !ok {
 				f.warnf(".eh_frame: FDE at %#x names no CIE", s.VirtualAddress+uint32(off))
 			} else {

@@ -2,6 +2,7 @@ package pe
 
 import (
 	"testing"
+	"time"
 )
 
 // TestEHFrameFixture: the FDEs read from the x86 C++ fixture's .eh_frame
@@ -72,5 +73,44 @@ func TestEHFrameFixture(t *testing.T) {
 	}
 	if len(f.Unwind) == 0 {
 		t.Error("x64 fixture has no .pdata")
+	}
+}
+
+// TestEHFrameHostile: hostile .eh_frame entries (a 64-bit length that
+// would wrap around, an entry too short for its id, an FDE naming no CIE)
+// end the walk with a warning; nothing hangs or panics. The section of a
+// real fixture is overwritten in a copy of the file.
+func TestEHFrameHostile(t *testing.T) {
+	base := readFixture(t, "cxx_exceptions/x86/old.dll")
+	f, err := OpenBytes(base, HeadersOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := f.SectionByName(".eh_fram")
+	if s == nil {
+		t.Fatal("no .eh_fram section")
+	}
+	off := int(s.PointerToRawData)
+	for name, entry := range map[string][]byte{
+		"wrapping 64-bit length": {0xff, 0xff, 0xff, 0xff, 0xf0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
+		"too short for its id":   {0x02, 0, 0, 0, 0, 0},
+		"FDE without CIE":        {0x0c, 0, 0, 0, 0x40, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+		"length past the end":    {0xf0, 0xff, 0xff, 0x7f},
+	} {
+		b := append([]byte(nil), base...)
+		copy(b[off:], entry)
+		done := make(chan error, 1)
+		go func() {
+			_, err := OpenBytes(b)
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("%s: %v (a bad .eh_frame must not make the image unreadable)", name, err)
+			}
+		case <-time.After(time.Minute): // a hang guard, not a speed limit
+			t.Fatalf("%s: OpenBytes does not return", name)
+		}
 	}
 }
