@@ -2,6 +2,7 @@ package diff
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -129,7 +130,7 @@ func include(r *Report, c *comparer, sites map[int]*Site, notes map[int]string) 
 	pl := newPlanner(r, c, false)
 	plan := pl.run(sites, notes)
 	// Rules found while resolving go to the functions that caused them.
-	for _, n := range slices.Sorted(mapsKeys(pl.rules)) {
+	for _, n := range slices.Sorted(maps.Keys(pl.rules)) {
 		if fr := pl.byNew[n]; fr != nil {
 			fr.Rules = append(fr.Rules, pl.rules[n]...)
 		}
@@ -216,10 +217,10 @@ func (pl *planner) run(sites map[int]*Site, notes map[int]string) *Plan {
 		}
 	}
 	slices.SortFunc(plan.Functions, func(a, b PlanFunction) int { return int(a.New.RVA) - int(b.New.RVA) })
-	for _, rva := range slices.Sorted(mapsKeys(pl.data)) {
+	for _, rva := range slices.Sorted(maps.Keys(pl.data)) {
 		plan.Data = append(plan.Data, *pl.data[rva])
 	}
-	plan.Imports = slices.Sorted(mapsKeys(pl.imports))
+	plan.Imports = slices.Sorted(maps.Keys(pl.imports))
 	return plan
 }
 
@@ -246,17 +247,6 @@ func (pl *planner) carryFunc(n int) {
 	if !pl.carried[n] {
 		pl.carried[n] = true
 		pl.queue = append(pl.queue, n)
-	}
-}
-
-// mapsKeys returns the keys of m (unsorted).
-func mapsKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
-	return func(yield func(K) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
 	}
 }
 
@@ -466,7 +456,7 @@ func (pl *planner) unexplainedOld() []uint32 {
 				}
 			}
 		}
-		pl.oldLeft = slices.Sorted(mapsKeys(set))
+		pl.oldLeft = slices.Sorted(maps.Keys(set))
 	}
 	return pl.oldLeft
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 )
@@ -145,7 +146,7 @@ func (r *Report) ApplyPolicy(p *Policy) {
 		}
 	}
 	r.Changes = changes
-	for _, id := range slices.Sorted(mapsKeys(counts)) {
+	for _, id := range slices.Sorted(maps.Keys(counts)) {
 		for _, a := range []Action{Ignore, Warn, Block} {
 			if k := counts[id][a]; k > 0 {
 				r.Warnings = append(r.Warnings, fmt.Sprintf("policy: %s set to %s (%d occurrence(s))", id, a, k))

@@ -2,6 +2,7 @@ package diff
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 )
@@ -68,12 +69,12 @@ func (c *comparer) inlining(fr *Function) (Rule, bool) {
 		newCalls[k] = true
 	}
 	var gone, came []string
-	for _, k := range slices.Sorted(mapsKeys(oldCalls)) {
+	for _, k := range slices.Sorted(maps.Keys(oldCalls)) {
 		if n := c.p.o2n[k]; n >= 0 && !newCalls[n] && c.old.fns[k].Size <= maxInlineSize {
 			gone = append(gone, c.old.fns[k].DisplayName())
 		}
 	}
-	for _, k := range slices.Sorted(mapsKeys(newCalls)) {
+	for _, k := range slices.Sorted(maps.Keys(newCalls)) {
 		if o := c.p.n2o[k]; o >= 0 && !oldCalls[o] && c.new.fns[k].Size <= maxInlineSize {
 			came = append(came, c.new.fns[k].DisplayName())
 		}
@@ -132,7 +133,7 @@ func (c *comparer) sharedChanges(r *Report) {
 		}
 	}
 	partners := map[int]map[int]uint32{} // report index -> partner -> one shared sequence
-	for _, g := range slices.Sorted(mapsKeys(owners)) {
+	for _, g := range slices.Sorted(maps.Keys(owners)) {
 		os := owners[g]
 		if len(os) < 2 || len(os) > 8 {
 			continue // a sequence many changed functions gained says nothing specific
@@ -150,14 +151,14 @@ func (c *comparer) sharedChanges(r *Report) {
 			}
 		}
 	}
-	for _, i := range slices.Sorted(mapsKeys(partners)) {
+	for _, i := range slices.Sorted(maps.Keys(partners)) {
 		fr := &r.Functions[i]
 		if slices.ContainsFunc(fr.Rules, func(x Rule) bool { return x.ID == "WARN-INLINED" }) {
 			continue
 		}
 		var names []string
 		var g uint32
-		for _, b := range slices.Sorted(mapsKeys(partners[i])) {
+		for _, b := range slices.Sorted(maps.Keys(partners[i])) {
 			names = append(names, r.Functions[b].Name)
 			if len(names) == 1 {
 				g = partners[i][b]

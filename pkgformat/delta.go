@@ -24,10 +24,9 @@ import (
 //
 // where ctrl is a sequence of uvarint triples (add, copy, zigzag seek): add
 // bytes are source+diff byte sums, copy bytes come from extra, then the
-// source position moves by seek. The payload is stored as three zstd
-// frames back to back (CompressDelta): the header with ctrl, diff, and
-// extra, which uses the source file as a raw dictionary (new code often
-// repeats old code elsewhere).
+// source position moves by seek. EncodeDelta stores the smallest of three
+// encodings (see there); every frame of a stored delta is decoded with the
+// source file as raw dictionary.
 
 // deltaMagic starts a bsdiff payload; any other payload is the destination
 // file itself (writers never choose that form for a file that starts with

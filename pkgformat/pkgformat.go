@@ -35,7 +35,7 @@ const Format = "hpbuild.package/v1"
 
 // Limits readers enforce (writers never exceed them).
 const (
-	MaxManifest   = 64 << 20 // manifest bytes
+	MaxManifest   = 16 << 20 // manifest bytes
 	MaxSignatures = 16
 	MaxBlobSize   = 1 << 30 // decompressed bytes of one blob
 	MaxBlobs      = 1 << 20
@@ -222,13 +222,15 @@ func New(m Manifest, stored [][]byte) (*Package, error) {
 
 // Digest is the SHA-256 of the signed part: magic, manifest length and
 // manifest.
-func (p *Package) Digest() [32]byte {
+func (p *Package) Digest() [32]byte { return digest(p.manifest) }
+
+func digest(manifest []byte) [32]byte {
 	h := sha256.New()
 	h.Write([]byte(Magic))
 	var n [4]byte
-	binary.LittleEndian.PutUint32(n[:], uint32(len(p.manifest)))
+	binary.LittleEndian.PutUint32(n[:], uint32(len(manifest)))
 	h.Write(n[:])
-	h.Write(p.manifest)
+	h.Write(manifest)
 	var d [32]byte
 	h.Sum(d[:0])
 	return d
@@ -256,20 +258,33 @@ func (p *Package) Marshal() ([]byte, error) {
 	b.WriteString(Magic)
 	binary.Write(&b, binary.LittleEndian, uint32(len(p.manifest)))
 	b.Write(p.manifest)
-	for _, s := range p.Stored {
-		b.Write(s)
-	}
 	binary.Write(&b, binary.LittleEndian, uint16(len(p.Sigs)))
 	for _, s := range p.Sigs {
 		b.Write(s.KeyID[:])
 		b.Write(s.Sig[:])
 	}
+	for _, s := range p.Stored {
+		b.Write(s)
+	}
 	return b.Bytes(), nil
 }
 
-// Read parses a package strictly. It checks structure only: signatures
-// are checked by Verify, blob digests by Blob and VerifyBlobs.
-func Read(b []byte) (*Package, error) {
+// SignatureSize is the size of one signature entry: key id and ed25519
+// signature.
+const SignatureSize = signing.KeyIDSize + 64
+
+const sigLen = SignatureSize
+
+// frame is a package split into its parts, nothing decoded yet.
+type frame struct {
+	manifest []byte
+	sigs     []Signature
+	blobs    []byte // everything after the signature block
+}
+
+// split cuts a package into magic, manifest, signature block and blobs,
+// checking only their lengths.
+func split(b []byte) (*frame, error) {
 	if len(b) < len(Magic) || string(b[:6]) != Magic[:6] || b[6] != 0 {
 		return nil, formatErr("not an hpbuild package (no %q magic)", "HPBPKG")
 	}
@@ -288,8 +303,62 @@ func Read(b []byte) (*Package, error) {
 	if uint64(len(rest)) < uint64(n) {
 		return nil, formatErr("truncated manifest (%d of %d bytes)", len(rest), n)
 	}
-	mb := rest[:n]
+	f := &frame{manifest: rest[:n]}
 	rest = rest[n:]
+	if len(rest) < 2 {
+		return nil, formatErr("truncated before the signature count")
+	}
+	ns := int(binary.LittleEndian.Uint16(rest))
+	rest = rest[2:]
+	if ns == 0 || ns > MaxSignatures {
+		return nil, formatErr("signature count %d out of range (1..%d)", ns, MaxSignatures)
+	}
+	if len(rest) < ns*sigLen {
+		return nil, formatErr("truncated signature block (%d of %d bytes)", len(rest), ns*sigLen)
+	}
+	for i := 0; i < ns; i++ {
+		var s Signature
+		copy(s.KeyID[:], rest[:signing.KeyIDSize])
+		copy(s.Sig[:], rest[signing.KeyIDSize:sigLen])
+		if i > 0 && bytes.Compare(f.sigs[i-1].KeyID[:], s.KeyID[:]) >= 0 {
+			return nil, formatErr("signatures are not sorted by key id without duplicates")
+		}
+		f.sigs = append(f.sigs, s)
+		rest = rest[sigLen:]
+	}
+	f.blobs = rest
+	return f, nil
+}
+
+// Read parses a package strictly. It checks structure only: signatures
+// are checked by Verify, blob digests by Blob and VerifyBlobs. Use
+// ReadVerified for untrusted input: it checks the signatures before it
+// decodes the manifest.
+func Read(b []byte) (*Package, error) {
+	f, err := split(b)
+	if err != nil {
+		return nil, err
+	}
+	return f.decode()
+}
+
+// ReadVerified parses a package after checking its signatures against the
+// trusted keys (see Package.Verify): nothing a signature does not cover,
+// not even the manifest's JSON, is decoded before that.
+func ReadVerified(b []byte, keys []*signing.PublicKey, threshold int) (*Package, error) {
+	f, err := split(b)
+	if err != nil {
+		return nil, err
+	}
+	if err := verifySigs(digest(f.manifest), f.sigs, keys, threshold); err != nil {
+		return nil, err
+	}
+	return f.decode()
+}
+
+// decode parses the manifest and the blobs of a split package.
+func (f *frame) decode() (*Package, error) {
+	mb := f.manifest
 	var m Manifest
 	dec := json.NewDecoder(bytes.NewReader(mb))
 	dec.DisallowUnknownFields()
@@ -309,13 +378,14 @@ func Read(b []byte) (*Package, error) {
 	if m.Format != Format {
 		return nil, &VersionError{Got: m.Format}
 	}
-	p := &Package{Manifest: m, manifest: slices.Clone(mb)}
+	p := &Package{Manifest: m, manifest: slices.Clone(mb), Sigs: f.sigs}
 	if cb, err := canonical(&p.Manifest); err != nil || !bytes.Equal(cb, mb) {
 		return nil, formatErr("manifest is not in canonical form")
 	}
 	if len(m.Blobs) > MaxBlobs {
 		return nil, formatErr("%d blobs, at most %d allowed", len(m.Blobs), MaxBlobs)
 	}
+	rest := f.blobs
 	for i, bl := range m.Blobs {
 		if bl.Stored > uint64(len(rest)) {
 			return nil, formatErr("blob %d: truncated (%d of %d bytes)", i, len(rest), bl.Stored)
@@ -323,30 +393,8 @@ func Read(b []byte) (*Package, error) {
 		p.Stored = append(p.Stored, slices.Clone(rest[:bl.Stored]))
 		rest = rest[bl.Stored:]
 	}
-	if len(rest) < 2 {
-		return nil, formatErr("truncated before the signature count")
-	}
-	ns := int(binary.LittleEndian.Uint16(rest))
-	rest = rest[2:]
-	if ns == 0 || ns > MaxSignatures {
-		return nil, formatErr("signature count %d out of range (1..%d)", ns, MaxSignatures)
-	}
-	const sigLen = signing.KeyIDSize + 64
-	if len(rest) < ns*sigLen {
-		return nil, formatErr("truncated signature block (%d of %d bytes)", len(rest), ns*sigLen)
-	}
-	for i := 0; i < ns; i++ {
-		var s Signature
-		copy(s.KeyID[:], rest[:signing.KeyIDSize])
-		copy(s.Sig[:], rest[signing.KeyIDSize:sigLen])
-		if i > 0 && bytes.Compare(p.Sigs[i-1].KeyID[:], s.KeyID[:]) >= 0 {
-			return nil, formatErr("signatures are not sorted by key id without duplicates")
-		}
-		p.Sigs = append(p.Sigs, s)
-		rest = rest[sigLen:]
-	}
 	if len(rest) != 0 {
-		return nil, formatErr("%d trailing bytes after the signature block", len(rest))
+		return nil, formatErr("%d trailing bytes after the blobs", len(rest))
 	}
 	if err := p.check(); err != nil {
 		return nil, err
@@ -415,11 +463,33 @@ func (p *Package) check() error {
 				return err
 			}
 		}
-		if f.Site != nil && !isHex(f.Site.Original, len(f.Site.Original)/2) {
-			return formatErr("function %s: site bytes are not hex", f.Name)
+		if f.Site != nil {
+			want, ok := siteLen[f.Site.Method]
+			if !ok {
+				return formatErr("function %s: unknown site method %q", f.Name, f.Site.Method)
+			}
+			if !isHex(f.Site.Original, want) {
+				return formatErr("function %s: site bytes are not %d bytes of hex", f.Name, want)
+			}
 		}
 		if !sortedFixups(f.Fixups) {
 			return formatErr("function %s: fixups are not sorted by offset without duplicates", f.Name)
+		}
+		size := m.Blobs[f.Code].Size
+		var parts uint64
+		for _, pt := range f.Parts {
+			parts += uint64(pt.Size)
+		}
+		if parts != size || m.Blobs[f.Code].Delta != DeltaNone {
+			return formatErr("function %s: its parts hold %d bytes, its code blob %d", f.Name, parts, size)
+		}
+		if err := checkFixups("function "+f.Name, f.Fixups, size); err != nil {
+			return err
+		}
+		for _, u := range f.Unwind {
+			if u.Begin >= u.End || uint64(u.End) > size || m.Blobs[u.Info].Delta != DeltaNone {
+				return formatErr("function %s: unwind entry %d..%d outside its %d bytes of code", f.Name, u.Begin, u.End, size)
+			}
 		}
 	}
 	for k, d := range m.Data {
@@ -429,8 +499,14 @@ func (p *Package) check() error {
 		if err := ref("data "+d.Name, d.Init, true); err != nil {
 			return err
 		}
+		if d.Init >= 0 && (m.Blobs[d.Init].Size != uint64(d.Size) || m.Blobs[d.Init].Delta != DeltaNone) {
+			return formatErr("data %s: %d bytes, its initial value %d", d.Name, d.Size, m.Blobs[d.Init].Size)
+		}
 		if !sortedFixups(d.Fixups) {
 			return formatErr("data %s: fixups are not sorted by offset without duplicates", d.Name)
+		}
+		if err := checkFixups("data "+d.Name, d.Fixups, uint64(d.Size)); err != nil {
+			return err
 		}
 	}
 	if !slices.IsSorted(m.Imports) || len(slices.Compact(slices.Clone(m.Imports))) != len(m.Imports) {
@@ -439,6 +515,32 @@ func (p *Package) check() error {
 	for i, u := range used {
 		if u != 1 {
 			return formatErr("blob %d is referenced %d times, must be exactly once", i, u)
+		}
+	}
+	return nil
+}
+
+// siteLen is the number of original bytes each method overwrites.
+var siteLen = map[string]int{"hotpatch-pad": 7, "jmp-rel32": 5}
+
+var (
+	fixupKinds   = map[string]uint8{"rel8": 1, "rel32": 4, "call32": 4, "rip32": 4, "abs32": 4, "abs64": 8, "imagebase32": 4}
+	fixupTargets = map[string]bool{"old": true, "patch-code": true, "patch-data": true, "import": true, "jump-table": true}
+)
+
+// checkFixups checks kinds, targets and that every field lies inside the
+// size bytes it patches.
+func checkFixups(what string, fs []Fixup, size uint64) error {
+	for _, x := range fs {
+		w, ok := fixupKinds[x.Kind]
+		if !ok || w != x.Width || !fixupTargets[x.Target] {
+			return formatErr("%s: fixup at %d has kind %q width %d target %q", what, x.Off, x.Kind, x.Width, x.Target)
+		}
+		if uint64(x.Off)+uint64(x.Width) > size {
+			return formatErr("%s: fixup at %d runs past its %d bytes", what, x.Off, size)
+		}
+		if (x.Target == "import") != (x.Import != "") {
+			return formatErr("%s: fixup at %d: an import name goes with target import only", what, x.Off)
 		}
 	}
 	return nil

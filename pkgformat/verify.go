@@ -29,9 +29,12 @@ func (e *VerifyError) Error() string { return e.Msg }
 // by a trusted key must verify, and at least threshold distinct trusted
 // keys must have signed. Signatures by other keys are ignored.
 func (p *Package) Verify(keys []*signing.PublicKey, threshold int) error {
-	d := p.Digest()
+	return verifySigs(p.Digest(), p.Sigs, keys, threshold)
+}
+
+func verifySigs(d [32]byte, sigs []Signature, keys []*signing.PublicKey, threshold int) error {
 	valid := 0
-	for _, s := range p.Sigs {
+	for _, s := range sigs {
 		var k *signing.PublicKey
 		for _, c := range keys {
 			if c.ID == s.KeyID {
@@ -48,7 +51,7 @@ func (p *Package) Verify(keys []*signing.PublicKey, threshold int) error {
 	}
 	if valid == 0 {
 		ids := ""
-		for i, s := range p.Sigs {
+		for i, s := range sigs {
 			if i > 0 {
 				ids += ", "
 			}

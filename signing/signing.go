@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strings"
 )
 
@@ -131,7 +132,9 @@ func LoadPrivate(path string) (*PrivateKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	if perm := st.Mode().Perm(); perm&0o077 != 0 {
+	// Windows reports every writable file as 0666: its ACLs are not
+	// modes, so the check is for systems where modes mean something.
+	if perm := st.Mode().Perm(); runtime.GOOS != "windows" && perm&0o077 != 0 {
 		return nil, fmt.Errorf("%s: private key is readable by others (mode %04o); run chmod 600 %s", path, perm, path)
 	}
 	b, err := os.ReadFile(path)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 
 	"github.com/hpbuild/hpbuild/pkgformat"
@@ -112,10 +113,10 @@ func newInspectReport(p *pkgformat.Package) *inspectReport {
 	for _, d := range m.Data {
 		r.Data = append(r.Data, inspectData{Name: d.Name, Size: d.Size, ReadOnly: d.ReadOnly})
 	}
-	b, _ := p.Marshal()
+	b, _ := p.Marshal() // a package that was read has signatures: it marshals
 	s := &r.Sizes
 	s.Package = uint64(len(b))
-	s.Manifest = s.Package - uint64(len(pkgformat.Magic)) - 4 - 2 - uint64(len(p.Sigs))*72
+	s.Manifest = s.Package - uint64(len(pkgformat.Magic)) - 4 - 2 - uint64(len(p.Sigs))*pkgformat.SignatureSize
 	for i, bl := range m.Blobs {
 		s.Expanded += bl.Size
 		s.Manifest -= bl.Stored
@@ -138,12 +139,23 @@ func newInspectReport(p *pkgformat.Package) *inspectReport {
 	return r
 }
 
+// printable quotes s when it holds anything but printable characters: an
+// unverified package must not drive the terminal.
+func printable(s string) string {
+	for _, c := range s {
+		if !strconv.IsPrint(c) {
+			return strconv.QuoteToGraphic(s)
+		}
+	}
+	return s
+}
+
 func (r *inspectReport) writeText(w io.Writer) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "package   %s (%s)\n", r.Format, r.Tool)
+	fmt.Fprintf(&b, "package   %s (%s)\n", r.Format, printable(r.Tool))
 	fmt.Fprintf(&b, "base      %s  %s  %d bytes  machine %s  timestamp %#x  checksum %#x  image size %#x\n",
-		r.Base.Name, r.Base.SHA256, r.Base.Size, r.Base.Machine, r.Base.TimeDateStamp, r.Base.CheckSum, r.Base.SizeOfImage)
-	fmt.Fprintf(&b, "target    %s  %s  %d bytes\n", r.Target.Name, r.Target.SHA256, r.Target.Size)
+		printable(r.Base.Name), r.Base.SHA256, r.Base.Size, r.Base.Machine, r.Base.TimeDateStamp, r.Base.CheckSum, r.Base.SizeOfImage)
+	fmt.Fprintf(&b, "target    %s  %s  %d bytes\n", printable(r.Target.Name), r.Target.SHA256, r.Target.Size)
 	fmt.Fprintf(&b, "sequence  %d (replaces %d and later)\n", r.Sequence, r.MinSequence)
 	fmt.Fprintf(&b, "sizes     %d bytes: hot patch %d, identities and signatures %d, forward delta %d, reverse delta %d, report %d; %d expanded\n",
 		r.Sizes.Package, r.Sizes.Hotpatch, r.Sizes.Overhead, r.Sizes.Forward, r.Sizes.Reverse, r.Sizes.Report, r.Sizes.Expanded)
@@ -157,7 +169,7 @@ func (r *inspectReport) writeText(w io.Writer) error {
 		if f.OldRVA != 0 {
 			old = fmt.Sprintf("%#x", f.OldRVA)
 		}
-		fmt.Fprintf(&b, "  %-28s old %-8s new %#-8x %5d bytes %3d fixups  %s\n", f.Name, old, f.NewRVA, f.CodeSize, f.Fixups, site)
+		fmt.Fprintf(&b, "  %-28s old %-8s new %#-8x %5d bytes %3d fixups  %s\n", printable(f.Name), old, f.NewRVA, f.CodeSize, f.Fixups, site)
 	}
 	if len(r.Data) > 0 {
 		fmt.Fprintf(&b, "\ndata (%d)\n", len(r.Data))
@@ -166,13 +178,13 @@ func (r *inspectReport) writeText(w io.Writer) error {
 			if d.ReadOnly {
 				kind = "read-only"
 			}
-			fmt.Fprintf(&b, "  %-28s %5d bytes %s\n", d.Name, d.Size, kind)
+			fmt.Fprintf(&b, "  %-28s %5d bytes %s\n", printable(d.Name), d.Size, kind)
 		}
 	}
 	if len(r.Imports) > 0 {
 		fmt.Fprintf(&b, "\nimports resolved by the applier\n")
 		for _, i := range r.Imports {
-			fmt.Fprintf(&b, "  %s\n", i)
+			fmt.Fprintf(&b, "  %s\n", printable(i))
 		}
 	}
 	fmt.Fprintf(&b, "\nsignatures (%d): %s\n", len(r.Signatures), strings.Join(r.Signatures, ", "))

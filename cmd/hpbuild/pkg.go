@@ -46,6 +46,27 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
 	return os.Rename(tmp.Name(), path)
 }
 
+// writeNewFile creates path, which must not exist (a key is never
+// overwritten, even by a race), and writes data to it; on failure nothing
+// is left.
+func writeNewFile(path string, data []byte, perm os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+	}
+	return err
+}
+
 func keygenCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "keygen",
@@ -76,10 +97,10 @@ Examples:
 			if err != nil {
 				return err
 			}
-			if err := writeFileAtomic(name+".key", signing.MarshalPrivate(k), 0o600); err != nil {
+			if err := writeNewFile(name+".key", signing.MarshalPrivate(k), 0o600); err != nil {
 				return err
 			}
-			if err := writeFileAtomic(name+".pub", signing.MarshalPublic(k.Public()), 0o644); err != nil {
+			if err := writeNewFile(name+".pub", signing.MarshalPublic(k.Public()), 0o644); err != nil {
 				os.Remove(name + ".key")
 				return err
 			}
@@ -205,44 +226,71 @@ func signCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "sign",
 		Usage:     "add a signature to a package",
-		UsageText: "hpbuild sign --key KEY PACKAGE",
+		UsageText: "hpbuild sign --key KEY --pub TRUSTED [--pub TRUSTED ...] PACKAGE",
 		Description: `Sign adds KEY's signature to PACKAGE (a release key after the build key,
-say), replacing an earlier signature by the same key. The package is
-rewritten in place, atomically.
+say), replacing an earlier signature by the same key. It signs only what it
+has verified: the package must already carry a valid signature by one of the
+trusted public keys, and every blob must match its signed digest; otherwise
+it exits with status 4. The package is rewritten in place, atomically.
 
 Examples:
-  hpbuild sign --key release.key fix-1.hpkg`,
+  hpbuild sign --key release.key --pub build.pub fix-1.hpkg`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "key", Usage: "sign with the private key in `FILE`"},
+			&cli.StringSliceFlag{Name: "pub", Usage: "require a valid signature by the public key in `FILE` first (repeatable)"},
 		},
 		Action: func(c *cli.Context) error {
 			if err := exactArgs(c, "PACKAGE"); err != nil {
 				return err
 			}
-			if c.String("key") == "" {
-				return &usageError{err: errors.New("sign needs --key KEY")}
+			if c.String("key") == "" || len(c.StringSlice("pub")) == 0 {
+				return &usageError{err: errors.New("sign needs --key KEY and at least one --pub TRUSTED"), hint: "hpbuild sign --key release.key --pub build.pub fix.hpkg"}
 			}
 			key, err := signing.LoadPrivate(c.String("key"))
 			if err != nil {
 				return err
 			}
-			path := c.Args().Get(0)
-			p, err := readPackage(path)
+			trusted, err := loadPublicKeys(c.StringSlice("pub"))
 			if err != nil {
 				return err
+			}
+			path := c.Args().Get(0)
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			p, err := pkgformat.ReadVerified(b, trusted, 1)
+			if err == nil {
+				err = p.VerifyBlobs()
+			}
+			if err != nil {
+				return &verifyError{err: fmt.Errorf("%s: %w; not signing", path, err)}
 			}
 			p.Sign(key)
-			b, err := p.Marshal()
+			out, err := p.Marshal()
 			if err != nil {
 				return err
 			}
-			if err := writeFileAtomic(path, b, 0o644); err != nil {
+			if err := writeFileAtomic(path, out, 0o644); err != nil {
 				return err
 			}
 			fmt.Fprintf(c.App.Writer, "signed %s with key %s (%d signature(s))\n", path, key.ID, len(p.Sigs))
 			return nil
 		},
 	}
+}
+
+// loadPublicKeys reads public key files.
+func loadPublicKeys(paths []string) ([]*signing.PublicKey, error) {
+	var keys []*signing.PublicKey
+	for _, path := range paths {
+		k, err := signing.LoadPublic(path)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
 }
 
 // readPackage reads and parses a package file.
@@ -288,13 +336,9 @@ Examples:
 			if c.Int("threshold") < 1 {
 				return &usageError{err: fmt.Errorf("--threshold must be at least 1, got %d", c.Int("threshold"))}
 			}
-			var keys []*signing.PublicKey
-			for _, path := range c.StringSlice("pub") {
-				k, err := signing.LoadPublic(path)
-				if err != nil {
-					return err
-				}
-				keys = append(keys, k)
+			keys, err := loadPublicKeys(c.StringSlice("pub"))
+			if err != nil {
+				return err
 			}
 			return runVerify(c.App.Writer, c.Args().Get(0), keys, c.Int("threshold"), c.String("target"))
 		},
@@ -306,11 +350,9 @@ func runVerify(w io.Writer, path string, keys []*signing.PublicKey, threshold in
 	if err != nil {
 		return err
 	}
-	p, err := pkgformat.Read(b)
+	// Signatures first: nothing else of the package is decoded before.
+	p, err := pkgformat.ReadVerified(b, keys, threshold)
 	if err != nil {
-		return &verifyError{err: fmt.Errorf("%s: %w", path, err)}
-	}
-	if err := p.Verify(keys, threshold); err != nil {
 		return &verifyError{err: fmt.Errorf("%s: %w", path, err)}
 	}
 	if err := p.VerifyBlobs(); err != nil {
