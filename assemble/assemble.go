@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strings"
 
 	"github.com/hpbuild/hpbuild/diff"
@@ -202,6 +203,39 @@ func parts(fn *pe.Function) []pe.Chunk {
 	return append([]pe.Chunk{{RVA: fn.RVA, Size: fn.Size}}, fn.Chunks...)
 }
 
+// maskRelocs zeroes the base-relocated fields in a function's code (as
+// code returns it): they differ in a process where the image was rebased,
+// so the old body's digest is taken without them.
+func maskRelocs(f *pe.File, fn *pe.Function, b []byte) []byte {
+	var off uint32
+	for _, p := range parts(fn) {
+		// Relocations are sorted by RVA; a field may start up to 7 bytes
+		// before the part.
+		lo := p.RVA - min(p.RVA, 7)
+		i := sort.Search(len(f.Relocs), func(i int) bool { return f.Relocs[i].RVA >= lo })
+		for ; i < len(f.Relocs) && f.Relocs[i].RVA < p.RVA+p.Size; i++ {
+			r := f.Relocs[i]
+			w := uint32(4)
+			switch r.Type {
+			case pe.IMAGE_REL_BASED_ABSOLUTE:
+				continue // padding entry
+			case pe.IMAGE_REL_BASED_DIR64:
+				w = 8
+			}
+			if r.RVA+w <= p.RVA {
+				continue
+			}
+			for k := uint32(0); k < w; k++ {
+				if a := r.RVA + k; a >= p.RVA && a < p.RVA+p.Size {
+					b[off+a-p.RVA] = 0
+				}
+			}
+		}
+		off += p.Size
+	}
+	return b
+}
+
 // code returns the bytes of a function's extents, zeros past the file data.
 func code(f *pe.File, fn *pe.Function) []byte {
 	var out []byte
@@ -216,12 +250,12 @@ func code(f *pe.File, fn *pe.Function) []byte {
 func (b *builder) function(pf *diff.PlanFunction) (pkgformat.Function, error) {
 	f := pkgformat.Function{Name: pf.Name, NewRVA: pf.New.RVA, Fixups: fixups(pf.Fixups), Tables: []pkgformat.Table{}, Unwind: []pkgformat.Unwind{}, Parts: []pkgformat.Part{}}
 	if pf.Old != nil {
-		old := code(b.oldF, pf.Old)
+		old := maskRelocs(b.oldF, pf.Old, code(b.oldF, pf.Old))
 		sum := sha256.Sum256(old)
 		f.OldRVA, f.OldSize, f.OldSHA256 = pf.Old.RVA, uint32(len(old)), pkgformat.HexDigest(sum)
 	}
 	if s := pf.Site; s != nil {
-		f.Site = &pkgformat.Site{RVA: s.RVA, Method: s.Method, Original: s.Original, Cover: s.Cover}
+		f.Site = &pkgformat.Site{RVA: s.RVA, Method: s.Method, Original: s.Original, Cover: s.Cover, Relocs: append([]int{}, s.Relocs...)}
 	}
 	var off uint32
 	for _, p := range parts(pf.New) {

@@ -31,6 +31,21 @@ type Site struct {
 	// jump overwrites (2 for hotpatch-pad): a thread stopped inside them
 	// must be moved out before the write (the applier checks).
 	Cover uint32 `json:"cover"`
+	// Relocs are the offsets in Original of base-relocated fields (x86
+	// "push offset" in a prologue, say): in a process where the image was
+	// rebased they hold other values, which the applier computes before
+	// comparing and restoring.
+	Relocs []int `json:"relocs,omitempty"`
+}
+
+// siteRelocs returns the offsets of relocated fields that overlap n bytes
+// at rva.
+func siteRelocs(f *pe.File, rva uint32, n int) []int {
+	var out []int
+	for _, r := range relocsOverlapping(f, rva, uint32(n)) {
+		out = append(out, int(int64(r.RVA)-int64(rva)))
+	}
+	return out
 }
 
 // OriginalBytes returns the bytes the site overwrites.
@@ -133,7 +148,7 @@ func (c *comparer) site(o int) (*Site, *Rule) {
 	if t, ok := c.targetIn(fn.RVA+1, fn.RVA+5); ok {
 		return nil, &Rule{ID: "RR-NO-ENTRY-ROOM", Message: fmt.Sprintf("%s: code branches to %#x, inside the first 5 bytes that the jump at its entry %#x would overwrite, and there is no hot-patch padding; a thread arriving there would execute half a jump", name, t, fn.RVA)}
 	}
-	return &Site{RVA: fn.RVA, Method: MethodJmpRel32, Original: hex.EncodeToString(code[:5]), Cover: uint32(cover)}, nil
+	return &Site{RVA: fn.RVA, Method: MethodJmpRel32, Original: hex.EncodeToString(code[:5]), Cover: uint32(cover), Relocs: siteRelocs(f, fn.RVA, 5)}, nil
 }
 
 // padSite returns a hotpatch-pad site when the 5 bytes before fn's entry
@@ -158,7 +173,7 @@ func (c *comparer) padSite(fn *pe.Function) (*Site, bool) {
 	if _, ok := c.targetIn(fn.RVA+1, fn.RVA+2); ok {
 		return nil, false
 	}
-	return &Site{RVA: fn.RVA - 5, Method: MethodHotpatchPad, Original: hex.EncodeToString(pad), Cover: 2}, true
+	return &Site{RVA: fn.RVA - 5, Method: MethodHotpatchPad, Original: hex.EncodeToString(pad), Cover: 2, Relocs: siteRelocs(f, fn.RVA-5, 7)}, true
 }
 
 func allPad(b []byte) bool {

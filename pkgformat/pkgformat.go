@@ -112,8 +112,9 @@ type Part struct {
 type Site struct {
 	RVA      uint32 `json:"rva"`
 	Method   string `json:"method"`   // "hotpatch-pad" or "jmp-rel32"
-	Original string `json:"original"` // hex
+	Original string `json:"original"` // hex, as the file holds them
 	Cover    uint32 `json:"cover"`
+	Relocs   []int  `json:"relocs"` // offsets in original of base-relocated fields (may start before it)
 }
 
 // Fixup is a field of carried code or data rewritten when the patch is
@@ -470,6 +471,14 @@ func (p *Package) check() error {
 			}
 			if !isHex(f.Site.Original, want) {
 				return formatErr("function %s: site bytes are not %d bytes of hex", f.Name, want)
+			}
+			if f.Site.Relocs == nil || !slices.IsSorted(f.Site.Relocs) {
+				return formatErr("function %s: site relocs missing or unsorted", f.Name)
+			}
+			for _, r := range f.Site.Relocs {
+				if r <= -8 || r >= want {
+					return formatErr("function %s: site reloc at %d does not overlap the site", f.Name, r)
+				}
 			}
 		}
 		if !sortedFixups(f.Fixups) {
