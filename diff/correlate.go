@@ -333,10 +333,6 @@ func bySimilarity(old, new *image, p *pairing) {
 		}
 		return bands[lo:hi]
 	}
-	type near struct {
-		dist int64
-		idx  int32
-	}
 	// cand is kept to 16 bytes: a big image has millions.
 	type cand struct {
 		o, n  int32
@@ -372,45 +368,46 @@ func bySimilarity(old, new *image, p *pairing) {
 	cands := make([]cand, len(olds)*keepPerFunction)
 	found := make([]uint8, len(olds))
 	type scratch struct {
-		pool  []int32
-		nears []near
+		seen  []int32  // stamp per new function: already in nears
+		nears []uint64 // size distance << 32 | index in news
 		cs    []cand
 	}
 	scratchPool := sync.Pool{New: func() any { return &scratch{} }}
 	parallel(len(olds), func(i int) {
 		sc := scratchPool.Get().(*scratch)
 		defer scratchPool.Put(sc)
-		pool := sc.pool[:0]
+		// The new functions sharing a band with this one, each once (a
+		// stamp per worker instead of sorting and deduplicating).
+		if sc.seen == nil {
+			sc.seen = make([]int32, len(nsk))
+		}
+		stamp := int32(i + 1)
+		o := olds[i]
+		sz := int64(old.fns[o].Size)
+		// Candidates of similar size, nearest sizes first: the key is the
+		// size distance, then the index, in one integer.
+		nears := sc.nears[:0]
 		for b := 0; b < sketchBands; b++ {
 			if k, ok := osk[i].band(b); ok {
 				for _, m := range members(k) {
-					pool = append(pool, m.idx)
+					if sc.seen[m.idx] == stamp {
+						continue
+					}
+					sc.seen[m.idx] = stamp
+					if sizeClose(old, o, new, news[m.idx]) {
+						d := uint64(abs64(int64(new.fns[news[m.idx]].Size) - sz))
+						nears = append(nears, d<<32|uint64(m.idx))
+					}
 				}
 			}
 		}
-		slices.Sort(pool)
-		pool = dedupInt32(pool)
-		sc.pool = pool
-		o := olds[i]
-		// Keep candidates of similar size, nearest sizes first.
-		sz := int64(old.fns[o].Size)
-		nears := sc.nears[:0]
-		for _, j := range pool {
-			if sizeClose(old, o, new, news[j]) {
-				nears = append(nears, near{abs64(int64(new.fns[news[j]].Size) - sz), j})
-			}
-		}
+		slices.Sort(nears)
 		sc.nears = nears
-		slices.SortFunc(nears, func(a, b near) int {
-			if a.dist != b.dist {
-				return cmpI64(a.dist, b.dist)
-			}
-			return int(a.idx) - int(b.idx)
-		})
 		cs := sc.cs[:0]
-		for _, c := range nears[:min(len(nears), maxCandidates)] {
-			n := news[c.idx]
-			if s := osk[i].similarity(&nsk[c.idx]); s >= threshold {
+		for _, key := range nears[:min(len(nears), maxCandidates)] {
+			j := int32(uint32(key))
+			n := news[j]
+			if s := osk[i].similarity(&nsk[j]); s >= threshold {
 				cs = append(cs, cand{int32(o), int32(n), float32(s), drift(o, n)})
 			}
 		}
@@ -432,16 +429,6 @@ func bySimilarity(old, new *image, p *pairing) {
 }
 
 func cmpU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-func cmpI64(a, b int64) int {
 	switch {
 	case a < b:
 		return -1
@@ -540,16 +527,6 @@ func (s *sketch) similarity(t *sketch) float64 {
 		return 1
 	}
 	return float64(same) / float64(used)
-}
-
-func dedupInt32(s []int32) []int32 {
-	out := s[:0]
-	for i, v := range s {
-		if i == 0 || v != s[i-1] {
-			out = append(out, v)
-		}
-	}
-	return out
 }
 
 func abs64(v int64) int64 {
