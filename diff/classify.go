@@ -23,6 +23,19 @@ func classify(r *Report, c *comparer) {
 	for _, sp := range c.p.splits {
 		shared[sp[0]] = true
 	}
+	// Sites are decoded on all cores first: a big update has tens of
+	// thousands of changed functions.
+	c.branchTargets()
+	type siteResult struct {
+		site *Site
+		rule *Rule
+	}
+	siteOf := make([]siteResult, len(r.Functions))
+	parallel(len(r.Functions), func(i int) {
+		if fr := &r.Functions[i]; fr.Status == Changed && fr.old >= 0 {
+			siteOf[i].site, siteOf[i].rule = c.site(fr.old)
+		}
+	})
 	sites := map[int]*Site{}  // by new function index
 	notes := map[int]string{} // why a changed function has no site
 	for i := range r.Functions {
@@ -53,7 +66,7 @@ func classify(r *Report, c *comparer) {
 				fr.Rules = append(fr.Rules, rule)
 				break
 			}
-			site, rule := c.site(fr.old)
+			site, rule := siteOf[i].site, siteOf[i].rule
 			if rule != nil {
 				fr.Rules = append(fr.Rules, *rule)
 				break
