@@ -1,7 +1,9 @@
 package pe
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -359,7 +361,7 @@ func (b *functionBuilder) sortedStarts() []uint32 {
 	for r := range b.starts {
 		out = append(out, r)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	slices.Sort(out)
 	return out
 }
 
@@ -390,7 +392,7 @@ func (b *functionBuilder) boundaries() []uint32 {
 	for r := range b.tableAt {
 		out = append(out, r)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	slices.Sort(out)
 	return out
 }
 
@@ -570,7 +572,7 @@ func (b *functionBuilder) addPointers() bool {
 	for _, a := range b.an {
 		cands = append(cands, a.pointers...)
 	}
-	sort.Slice(cands, func(i, j int) bool { return cands[i] < cands[j] })
+	slices.Sort(cands)
 	type span struct{ s, e uint32 }
 	var spans []span
 	for s, a := range b.an {
@@ -883,7 +885,7 @@ func (b *functionBuilder) attachColdParts() {
 			}
 		}
 	}
-	sort.Slice(cold, func(i, j int) bool { return cold[i] < cold[j] })
+	slices.Sort(cold)
 	for _, c := range cold {
 		parent := parentOf[c]
 		if _, ok := b.starts[parent]; !ok || parent == c {
@@ -1015,7 +1017,7 @@ func (b *functionBuilder) finish() {
 	for fr := range b.fragOf {
 		frags = append(frags, fr)
 	}
-	sort.Slice(frags, func(i, j int) bool { return frags[i] < frags[j] })
+	slices.Sort(frags)
 	for _, fr := range frags {
 		attach(fr, b.fragOf[fr], b.fragEnd[fr])
 	}
@@ -1023,7 +1025,7 @@ func (b *functionBuilder) finish() {
 	for c := range b.coldOf {
 		colds = append(colds, c)
 	}
-	sort.Slice(colds, func(i, j int) bool { return colds[i] < colds[j] })
+	slices.Sort(colds)
 	bounds := b.boundaries()
 	for _, c := range colds {
 		lim := b.limitFor(c, nextAfter(bounds, c))
@@ -1039,7 +1041,7 @@ func (b *functionBuilder) finish() {
 	for i := range f.functions {
 		fn := &f.functions[i]
 		sort.Slice(fn.Chunks, func(a, c int) bool { return fn.Chunks[a].RVA < fn.Chunks[c].RVA })
-		sort.Slice(fn.Refs, func(a, c int) bool { return fn.Refs[a].At < fn.Refs[c].At })
+		slices.SortFunc(fn.Refs, func(a, c Ref) int { return cmp.Compare(a.At, c.At) })
 		fn.Refs = dedupRefs(fn.Refs)
 	}
 	packRefs(f.functions)
@@ -1642,7 +1644,7 @@ func (b *functionBuilder) tableStops(a *analysis, pending []tableCandidate) []ui
 	for _, t := range a.tables {
 		stops = append(stops, t.RVA)
 	}
-	sort.Slice(stops, func(i, j int) bool { return stops[i] < stops[j] })
+	slices.Sort(stops)
 	return stops
 }
 
@@ -1670,7 +1672,7 @@ func (b *functionBuilder) prescanStops(start, limit uint32) []uint32 {
 		}
 		code, pc = code[in.Len:], pc+uint32(in.Len)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	slices.Sort(out)
 	return out
 }
 
@@ -1678,7 +1680,7 @@ func mergeSorted(a, b []uint32) []uint32 {
 	out := make([]uint32, 0, len(a)+len(b))
 	out = append(out, a...)
 	out = append(out, b...)
-	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	slices.Sort(out)
 	return out
 }
 
