@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
-	"strings"
 
 	"github.com/hpbuild/hpbuild/diff"
 	"github.com/hpbuild/hpbuild/pe"
@@ -46,7 +45,7 @@ func Build(oldF, newF *pe.File, r *diff.Report, opts Options) (*pkgformat.Packag
 	case diff.VerdictIdentical:
 		return nil, ErrIdentical
 	case diff.VerdictRebootRequired:
-		return nil, &RebootRequiredError{Reasons: blocking(r)}
+		return nil, &RebootRequiredError{Reasons: r.BlockingRules()}
 	}
 	plan := r.Plan()
 	if plan == nil {
@@ -139,25 +138,6 @@ func BuildSigned(oldF, newF *pe.File, r *diff.Report, opts Options, keys ...*sig
 		p.Sign(k)
 	}
 	return p, nil
-}
-
-// blocking lists the messages of the rules that make r reboot-required.
-func blocking(r *diff.Report) []string {
-	var out []string
-	add := func(rules []diff.Rule) {
-		for _, rl := range rules {
-			if rl.Policy == diff.Block || strings.HasPrefix(rl.ID, "RR-") && rl.Policy != diff.Warn {
-				out = append(out, rl.ID+": "+rl.Message)
-			}
-		}
-	}
-	for _, f := range r.Functions {
-		add(f.Rules)
-	}
-	for _, c := range r.Changes {
-		add(c.Rules)
-	}
-	return out
 }
 
 func machineName(f *pe.File) string {

@@ -126,14 +126,12 @@ func verdictOf(rules []Rule) string {
 	v := ""
 	for _, r := range rules {
 		switch {
-		case r.Policy == Block:
+		case r.Blocks():
 			return VerdictRebootRequired
 		case r.Policy == Warn:
 			if v == "" {
 				v = VerdictNeutral
 			}
-		case strings.HasPrefix(r.ID, "RR-"):
-			return VerdictRebootRequired
 		case strings.HasPrefix(r.ID, "HP-"):
 			v = VerdictHotpatchable
 		case v == "":
@@ -141,6 +139,33 @@ func verdictOf(rules []Rule) string {
 		}
 	}
 	return v
+}
+
+// Blocks reports whether the rule makes its function or change
+// reboot-required: an RR- rule no policy set to warn, or any rule a
+// policy set to block.
+func (r Rule) Blocks() bool {
+	return r.Policy == Block || strings.HasPrefix(r.ID, "RR-") && r.Policy != Warn
+}
+
+// BlockingRules lists "ID: message" for every rule that makes the report
+// reboot-required, functions first.
+func (r *Report) BlockingRules() []string {
+	var out []string
+	add := func(rules []Rule) {
+		for _, rl := range rules {
+			if rl.Blocks() {
+				out = append(out, rl.ID+": "+rl.Message)
+			}
+		}
+	}
+	for _, f := range r.Functions {
+		add(f.Rules)
+	}
+	for _, c := range r.Changes {
+		add(c.Rules)
+	}
+	return out
 }
 
 func worse(a, b string) string {
