@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
-	"sort"
 
 	"github.com/hpbuild/hpbuild/diff"
 	"github.com/hpbuild/hpbuild/pe"
@@ -178,34 +177,14 @@ func (b *builder) add(stored []byte, size uint64, delta string) int {
 	return len(b.blobs) - 1
 }
 
-// parts returns a function's extents: the main one, then its chunks.
-func parts(fn *pe.Function) []pe.Chunk {
-	return append([]pe.Chunk{{RVA: fn.RVA, Size: fn.Size}}, fn.Chunks...)
-}
-
 // maskRelocs zeroes the base-relocated fields in a function's code (as
 // code returns it): they differ in a process where the image was rebased,
 // so the old body's digest is taken without them.
 func maskRelocs(f *pe.File, fn *pe.Function, b []byte) []byte {
 	var off uint32
-	for _, p := range parts(fn) {
-		// Relocations are sorted by RVA; a field may start up to 7 bytes
-		// before the part.
-		lo := p.RVA - min(p.RVA, 7)
-		i := sort.Search(len(f.Relocs), func(i int) bool { return f.Relocs[i].RVA >= lo })
-		for ; i < len(f.Relocs) && f.Relocs[i].RVA < p.RVA+p.Size; i++ {
-			r := f.Relocs[i]
-			w := uint32(4)
-			switch r.Type {
-			case pe.IMAGE_REL_BASED_ABSOLUTE:
-				continue // padding entry
-			case pe.IMAGE_REL_BASED_DIR64:
-				w = 8
-			}
-			if r.RVA+w <= p.RVA {
-				continue
-			}
-			for k := uint32(0); k < w; k++ {
+	for _, p := range fn.Parts() {
+		for _, r := range f.RelocsOverlapping(p.RVA, p.Size) {
+			for k := uint32(0); k < uint32(r.Width()); k++ {
 				if a := r.RVA + k; a >= p.RVA && a < p.RVA+p.Size {
 					b[off+a-p.RVA] = 0
 				}
@@ -216,21 +195,10 @@ func maskRelocs(f *pe.File, fn *pe.Function, b []byte) []byte {
 	return b
 }
 
-// code returns the bytes of a function's extents, zeros past the file data.
-func code(f *pe.File, fn *pe.Function) []byte {
-	var out []byte
-	for _, p := range parts(fn) {
-		b := f.Bytes(p.RVA, int(p.Size))
-		out = append(out, b...)
-		out = append(out, make([]byte, int(p.Size)-len(b))...)
-	}
-	return out
-}
-
 func (b *builder) function(pf *diff.PlanFunction) (pkgformat.Function, error) {
 	f := pkgformat.Function{Name: pf.Name, NewRVA: pf.New.RVA, Fixups: fixups(pf.Fixups), Tables: []pkgformat.Table{}, Unwind: []pkgformat.Unwind{}, Parts: []pkgformat.Part{}}
 	if pf.Old != nil {
-		old := maskRelocs(b.oldF, pf.Old, code(b.oldF, pf.Old))
+		old := maskRelocs(b.oldF, pf.Old, b.oldF.AppendCode(nil, pf.Old))
 		sum := sha256.Sum256(old)
 		f.OldRVA, f.OldSize, f.OldSHA256 = pf.Old.RVA, uint32(len(old)), pkgformat.HexDigest(sum)
 	}
@@ -238,7 +206,7 @@ func (b *builder) function(pf *diff.PlanFunction) (pkgformat.Function, error) {
 		f.Site = &pkgformat.Site{RVA: s.RVA, Method: s.Method, Original: s.Original, Cover: s.Cover, Relocs: append([]int{}, s.Relocs...)}
 	}
 	var off uint32
-	for _, p := range parts(pf.New) {
+	for _, p := range pf.New.Parts() {
 		f.Parts = append(f.Parts, pkgformat.Part{RVA: p.RVA, Size: p.Size})
 		// x64: the unwind entries of this part, as code-space offsets.
 		for _, u := range b.newF.Unwind {
@@ -253,7 +221,7 @@ func (b *builder) function(pf *diff.PlanFunction) (pkgformat.Function, error) {
 		off += p.Size
 	}
 	var err error
-	if f.Code, err = b.blob(code(b.newF, pf.New), pkgformat.DeltaNone); err != nil {
+	if f.Code, err = b.blob(b.newF.AppendCode(nil, pf.New), pkgformat.DeltaNone); err != nil {
 		return f, err
 	}
 	for _, t := range pf.Tables {

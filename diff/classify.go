@@ -264,8 +264,8 @@ func showValue(b []byte) string {
 // pointsIntoCode reports whether a relocated pointer in [rva, rva+size)
 // points into code.
 func pointsIntoCode(f *pe.File, rva, size uint32) bool {
-	for _, r := range relocsIn(f, rva, size) {
-		if t := pointerTarget(f, r.RVA, relocWidth(r)); f.IsCode(t) {
+	for _, r := range f.RelocsIn(rva, size) {
+		if t := pointerTarget(f, r.RVA, r.Width()); f.IsCode(t) {
 			return true
 		}
 	}
@@ -426,7 +426,7 @@ func (c *comparer) addressTaken(rva uint32) bool {
 		if f.IsCode(r.RVA) {
 			continue // fields of instructions: seen as references above
 		}
-		if pointerTarget(f, r.RVA, relocWidth(r)) == rva {
+		if pointerTarget(f, r.RVA, r.Width()) == rva {
 			return true
 		}
 	}

@@ -3,7 +3,6 @@ package diff
 import (
 	"bytes"
 	"fmt"
-	"sort"
 	"strings"
 
 	"github.com/hpbuild/hpbuild/pe"
@@ -304,7 +303,7 @@ func (c *comparer) roEqual(x, y *tok) bool {
 // string (printable text up to a NUL, no pointer in it).
 func (c *comparer) stringsEqual(o uint32, ob, nb []byte) (equal, isString bool) {
 	os, ok := cString(ob)
-	if !ok || len(relocsIn(c.old.f, o, uint32(len(os)))) != 0 {
+	if !ok || len(c.old.f.RelocsIn(o, uint32(len(os)))) != 0 {
 		return false, false
 	}
 	ns, _ := cString(nb)
@@ -322,7 +321,7 @@ func (c *comparer) pointersEqual(o, n uint32, ob, nb []byte) bool {
 		return eq
 	}
 	k := min(len(ob), len(nb))
-	orl, nrl := relocsOverlapping(c.old.f, o, uint32(k)), relocsOverlapping(c.new.f, n, uint32(k))
+	orl, nrl := c.old.f.RelocsOverlapping(o, uint32(k)), c.new.f.RelocsOverlapping(n, uint32(k))
 	if len(orl) != len(nrl) {
 		return false
 	}
@@ -330,7 +329,7 @@ func (c *comparer) pointersEqual(o, n uint32, ob, nb []byte) bool {
 		if int64(orl[i].RVA)-int64(o) != int64(nrl[i].RVA)-int64(n) {
 			return false
 		}
-		w := relocWidth(orl[i])
+		w := orl[i].Width()
 		if !c.correspond(pointerTarget(c.old.f, orl[i].RVA, w), pointerTarget(c.new.f, nrl[i].RVA, w)) {
 			return false
 		}
@@ -349,7 +348,7 @@ func (c *comparer) objectsEqual(o, n uint32, ob, nb []byte) bool {
 	if k := min(len(ob), len(nb)); len(ob) != len(nb) {
 		ob, nb = ob[:k], nb[:k]
 	}
-	orl, nrl := relocsOverlapping(c.old.f, o, uint32(len(ob))), relocsOverlapping(c.new.f, n, uint32(len(nb)))
+	orl, nrl := c.old.f.RelocsOverlapping(o, uint32(len(ob))), c.new.f.RelocsOverlapping(n, uint32(len(nb)))
 	if len(orl) != len(nrl) {
 		return false
 	}
@@ -358,7 +357,7 @@ func (c *comparer) objectsEqual(o, n uint32, ob, nb []byte) bool {
 		if int64(orl[i].RVA)-int64(o) != int64(nrl[i].RVA)-int64(n) || orl[i].Type != nrl[i].Type {
 			return false
 		}
-		w := relocWidth(orl[i])
+		w := orl[i].Width()
 		if !c.correspond(pointerTarget(c.old.f, orl[i].RVA, w), pointerTarget(c.new.f, nrl[i].RVA, w)) {
 			return false
 		}
@@ -409,16 +408,6 @@ func (c *comparer) sameCodeRVA(o, n uint32) bool {
 	oo, _, _ := os.offset(o)
 	no, _, _ := ns.offset(n)
 	return oo == no
-}
-
-func relocsIn(f *pe.File, rva, size uint32) []pe.Reloc {
-	rs := f.Relocs
-	i := sort.Search(len(rs), func(i int) bool { return rs[i].RVA >= rva })
-	j := i
-	for j < len(rs) && rs[j].RVA < rva+size {
-		j++
-	}
-	return rs[i:j]
 }
 
 func pointerTarget(f *pe.File, at uint32, w int) uint32 {

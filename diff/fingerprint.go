@@ -101,7 +101,7 @@ func newImage(f *pe.File) *image {
 		}
 	}
 	for _, r := range f.Relocs {
-		w := relocWidth(r)
+		w := r.Width()
 		if t := pointerTarget(f, r.RVA, w); t != 0 && !f.IsCode(t) && !seen[t] && f.Section(t) != nil {
 			seen[t] = true
 			im.objects = append(im.objects, t)
@@ -137,7 +137,7 @@ type codeSpace struct {
 }
 
 func spaceOf(fn *pe.Function) codeSpace {
-	cs := codeSpace{parts: append([]pe.Chunk{{RVA: fn.RVA, Size: fn.Size}}, fn.Chunks...)}
+	cs := codeSpace{parts: fn.Parts()}
 	for _, p := range cs.parts {
 		cs.base = append(cs.base, cs.size)
 		cs.size += p.Size
@@ -174,7 +174,7 @@ func (im *image) fingerprint(i int) fprint {
 	fp := fprint{size: cs.size}
 	bp := getBuf()
 	defer putBuf(bp)
-	masked := im.code(&cs, (*bp)[:0])
+	masked := im.f.AppendCode((*bp)[:0], fn)
 	*bp = masked
 	// Tokens are collected in a reused buffer and copied out at their exact
 	// size: a big image has millions, and append's spare capacity would
@@ -266,17 +266,6 @@ func (im *image) fingerprint(i int) fprint {
 	return fp
 }
 
-// code appends the bytes of a code space to buf; the uninitialised tail of
-// a part (beyond the raw data) is never invented and reads as zero.
-func (im *image) code(cs *codeSpace, buf []byte) []byte {
-	for _, p := range cs.parts {
-		b := im.f.Bytes(p.RVA, int(p.Size))
-		buf = append(buf, b...)
-		buf = append(buf, make([]byte, int(p.Size)-len(b))...)
-	}
-	return buf
-}
-
 // maskTables zeroes the jump-table entries that lie inside the code space:
 // they are data, compared as lists of targets.
 func maskTables(fn *pe.Function, cs *codeSpace, masked []byte) {
@@ -296,7 +285,7 @@ func (im *image) masked(i int, buf []byte) []byte {
 	fn := &im.fns[i]
 	cs := spaceOf(fn)
 	start := len(buf)
-	buf = im.code(&cs, buf)
+	buf = im.f.AppendCode(buf, fn)
 	m := buf[start:]
 	for _, t := range im.fps[i].toks {
 		clear(m[t.off : t.off+uint32(t.width)])
@@ -404,7 +393,7 @@ func (im *image) roContent(rva uint32, access uint8) []byte {
 	}
 	n := im.objectSize(rva)
 	b := im.f.Bytes(rva, n)
-	if s, ok := cString(b); ok && len(relocsIn(im.f, rva, uint32(len(s)))) == 0 {
+	if s, ok := cString(b); ok && len(im.f.RelocsIn(rva, uint32(len(s)))) == 0 {
 		return s
 	}
 	// A run of pointers (vtable, function-pointer table) ends where the
@@ -502,41 +491,16 @@ func (im *image) roHashContent(rva uint32, access uint8) []byte {
 		return nil
 	}
 	b := append([]byte(nil), im.roContent(rva, access)...)
-	for _, r := range relocsOverlapping(im.f, rva, uint32(len(b))) {
+	for _, r := range im.f.RelocsOverlapping(rva, uint32(len(b))) {
 		maskReloc(b, rva, r)
 	}
 	return b
 }
 
-// relocsOverlapping returns the relocations whose fields overlap
-// [rva, rva+size), including one that starts before rva.
-func relocsOverlapping(f *pe.File, rva, size uint32) []pe.Reloc {
-	start := rva
-	if start >= 7 {
-		start -= 7
-	} else {
-		start = 0
-	}
-	var out []pe.Reloc
-	for _, r := range relocsIn(f, start, rva+size-start) {
-		if r.RVA+uint32(relocWidth(r)) > rva {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
-func relocWidth(r pe.Reloc) int {
-	if r.Type == pe.IMAGE_REL_BASED_DIR64 {
-		return 8
-	}
-	return 4
-}
-
 // maskReloc zeroes the bytes of b (which starts at rva) that the
 // relocation's field covers.
 func maskReloc(b []byte, rva uint32, r pe.Reloc) {
-	for k := int64(r.RVA) - int64(rva); k < int64(r.RVA)-int64(rva)+int64(relocWidth(r)); k++ {
+	for k := int64(r.RVA) - int64(rva); k < int64(r.RVA)-int64(rva)+int64(r.Width()); k++ {
 		if k >= 0 && k < int64(len(b)) {
 			b[k] = 0
 		}

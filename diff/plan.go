@@ -107,11 +107,13 @@ func (r *Report) Plan() *Plan {
 type planner struct {
 	c           *comparer
 	r           *Report
-	record      bool         // keep fixups and tables (Plan), not just the rules they imply
-	cur         int          // the carried function whose references are being resolved
-	carried     map[int]bool // new function indexes the patch carries
-	queue       []int        // carried functions whose references are not resolved yet
-	oldLeft     []uint32     // unexplainedOld, once computed
+	record      bool              // keep fixups and tables (Plan), not just the rules they imply
+	cur         int               // the carried function whose references are being resolved
+	carried     map[int]bool      // new function indexes the patch carries
+	queue       []int             // carried functions whose references are not resolved yet
+	oldLeft     []uint32          // unexplainedOld, once computed
+	slots       map[string]uint32 // lower-cased "dll!name" -> old IAT slot, once made
+	oldSymbols  map[string]uint32 // dataSymbols of the old image, once made
 	oldLeftDone bool
 	// tableRules are the changes that report carried jump tables.
 	tableRules []Change
@@ -234,7 +236,7 @@ func (pl *planner) tables(n int) []PlanTable {
 	for k, jt := range fn.JumpTables {
 		_, _, in := cs.offset(jt.RVA)
 		out = append(out, PlanTable{NewRVA: jt.RVA, InCode: in, Kind: jt.Kind, Entry: jt.Entry, Targets: c.new.fps[n].tables[k]})
-		if !in {
+		if !in && !pl.record { // reported once, by the comparison's pass
 			pl.tableRules = append(pl.tableRules, Change{Kind: KindData, Name: fmt.Sprintf("%s jump table %d", fn.DisplayName(), k),
 				Rules: []Rule{{ID: "HP-NEW-CONST", Message: fmt.Sprintf("jump table %d of %s (%d entries, at %s in the new build) is rebuilt for the new code; the patch carries it", k, fn.DisplayName(), len(jt.Targets), c.new.f.Resolve(jt.RVA))}}})
 		}
@@ -265,23 +267,27 @@ func (pl *planner) fixups(n int) []Fixup {
 		switch t.tk {
 		case tokSelf:
 			fx.Target, fx.Func, fx.Sub = TargetPatchCode, fn.RVA, cs.base[t.target>>24]+t.target&0xffffff
-			fx.Name = fmt.Sprintf("%s+%#x", fn.DisplayName(), fx.Sub)
+			if pl.record {
+				fx.Name = fmt.Sprintf("%s+%#x", fn.DisplayName(), fx.Sub)
+			}
 		case tokTable:
 			fx.Target, fx.Sub = TargetJumpTable, t.target
-			fx.Name = fmt.Sprintf("%s jump table %d", fn.DisplayName(), t.target)
+			if pl.record {
+				fx.Name = fmt.Sprintf("%s jump table %d", fn.DisplayName(), t.target)
+			}
 		case tokFunc, tokCode:
 			pl.codeTarget(&fx, t)
 		case tokImport:
 			name := c.new.tokName(t)
 			fx.Target, fx.Name = TargetImport, name
-			if rva, ok := importSlot(c.old.f, name); ok {
+			if rva, ok := pl.importSlot(name); ok {
 				fx.RVA = rva
 			} else {
 				pl.imports[name] = true
 			}
 		case tokHeader:
 			fx.Target, fx.RVA, fx.Name = TargetOld, t.target, "__ImageBase"
-			if t.target != 0 {
+			if t.target != 0 && pl.record {
 				fx.Name = fmt.Sprintf("__ImageBase+%#x", t.target)
 			}
 		case tokROData, tokRWData:
@@ -316,9 +322,11 @@ func (pl *planner) codeTarget(fx *Fixup, t *tok) {
 	}
 	if pl.carried[j] && (t.tk == tokFunc || inside) {
 		fx.Target, fx.Func, fx.Sub = TargetPatchCode, tf.RVA, sub
-		fx.Name = tf.DisplayName()
-		if sub != 0 {
-			fx.Name += fmt.Sprintf("+%#x", sub)
+		if pl.record {
+			fx.Name = tf.DisplayName()
+			if sub != 0 {
+				fx.Name += fmt.Sprintf("+%#x", sub)
+			}
 		}
 		return
 	}
@@ -332,7 +340,7 @@ func (pl *planner) codeTarget(fx *Fixup, t *tok) {
 		return
 	}
 	of := &c.old.fns[o]
-	fx.Target, fx.Name = TargetOld, of.DisplayName()
+	fx.Target = TargetOld
 	switch {
 	case t.tk == tokFunc:
 		fx.RVA = of.RVA
@@ -342,10 +350,14 @@ func (pl *planner) codeTarget(fx *Fixup, t *tok) {
 		ocs, ncs := spaceOf(of), spaceOf(tf)
 		a, _ := ncs.anchor(t.target)
 		fx.RVA = ocs.parts[a>>24].RVA + a&0xffffff
-		fx.Name += fmt.Sprintf("+%#x", sub)
 	default:
 		fx.RVA = of.RVA + sub
-		fx.Name += fmt.Sprintf("+%#x", sub)
+	}
+	if pl.record {
+		fx.Name = of.DisplayName()
+		if t.tk != tokFunc {
+			fx.Name += fmt.Sprintf("+%#x", sub)
+		}
 	}
 }
 
@@ -363,17 +375,30 @@ func (pl *planner) unresolved(fx *Fixup, name string, rule Rule) {
 	}
 }
 
-// importSlot returns the old image's IAT slot for "dll!name".
-func importSlot(f *pe.File, name string) (uint32, bool) {
-	for _, imp := range f.Imports {
-		for _, fn := range imp.Funcs {
-			s := pe.ImportSlot{DLL: imp.DLL, Name: fn.Name, Ordinal: fn.Ordinal}
-			if strings.EqualFold(s.String(), name) {
-				return fn.Slot, true
+// importSlot returns the old image's IAT slot for "dll!name" (names
+// compared without case, as the loader does for DLL names).
+func (pl *planner) importSlot(name string) (uint32, bool) {
+	if pl.slots == nil {
+		pl.slots = map[string]uint32{}
+		for _, imp := range pl.c.old.f.Imports {
+			for _, fn := range imp.Funcs {
+				k := strings.ToLower(pe.ImportSlot{DLL: imp.DLL, Name: fn.Name, Ordinal: fn.Ordinal}.String())
+				if _, dup := pl.slots[k]; !dup {
+					pl.slots[k] = fn.Slot
+				}
 			}
 		}
 	}
-	return 0, false
+	rva, ok := pl.slots[strings.ToLower(name)]
+	return rva, ok
+}
+
+// oldDataSymbols is dataSymbols of the old image, made once.
+func (pl *planner) oldDataSymbols() map[string]uint32 {
+	if pl.oldSymbols == nil {
+		pl.oldSymbols = dataSymbols(pl.c.old.f)
+	}
+	return pl.oldSymbols
 }
 
 // dataTarget resolves a reference from carried function n to
@@ -410,7 +435,7 @@ func (pl *planner) oldData(n int, t *tok) (uint32, string, bool) {
 	nt := c.new.f.Resolve(t.target)
 	if nt.Symbol != "" && c.newSyms[nt.Symbol] == 1 {
 		if c.oldSyms[nt.Symbol] == 1 {
-			if rva, ok := dataSymbols(c.old.f)[nt.Symbol]; ok && rva != 0 {
+			if rva, ok := pl.oldDataSymbols()[nt.Symbol]; ok && rva != 0 {
 				if t.tk == tokRWData || pl.roSame(rva+nt.Offset, t) {
 					return rva + nt.Offset, nt.String(), true
 				}
@@ -517,8 +542,8 @@ func (pl *planner) carry(rva uint32, name string, ro bool) *PlanData {
 		d.Init = b
 	}
 	pl.data[rva] = d
-	for _, rl := range relocsIn(c.new.f, rva, d.Size) {
-		w := relocWidth(rl)
+	for _, rl := range c.new.f.RelocsIn(rva, d.Size) {
+		w := rl.Width()
 		tgt := pointerTarget(c.new.f, rl.RVA, w)
 		kind := pe.RefAbs32
 		if w == 8 {

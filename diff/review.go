@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sort"
 	"strings"
 )
 
@@ -32,15 +33,18 @@ func review(r *Report, c *comparer, carried *Plan) {
 	}
 	c.sharedChanges(r)
 	if p := carried; p != nil {
+		var writable []PlanData
 		for _, d := range p.Data {
-			if d.ReadOnly {
+			if !d.ReadOnly {
+				writable = append(writable, d)
+			}
+		}
+		users := c.newUsers(writable)
+		for k, d := range writable {
+			if len(users[k]) != 1 {
 				continue
 			}
-			users := c.newUsers(d.NewRVA, d.Size)
-			if len(users) != 1 {
-				continue
-			}
-			w := Rule{ID: "WARN-STATIC-LOCAL", Message: fmt.Sprintf("%s is used only by %s, like a static local: its state starts over when the patch is applied, and what the old code kept in its old state is not carried over", d.Name, c.new.fns[users[0]].DisplayName())}
+			w := Rule{ID: "WARN-STATIC-LOCAL", Message: fmt.Sprintf("%s is used only by %s, like a static local: its state starts over when the patch is applied, and what the old code kept in its old state is not carried over", d.Name, c.new.fns[users[k][0]].DisplayName())}
 			for k := range r.Changes {
 				if ch := &r.Changes[k]; ch.Kind == KindData && ch.Name == d.Name {
 					ch.Rules = append(ch.Rules, w)
@@ -180,14 +184,24 @@ func distinctBytes(g uint32) int {
 	return len(seen)
 }
 
-// newUsers returns the new functions that reference data in [rva, rva+size).
-func (c *comparer) newUsers(rva, size uint32) []int {
-	var out []int
+// newUsers returns, for each data object (sorted by NewRVA, as a plan
+// lists them), the new functions that reference it, in index order: one
+// pass over the references, however many objects there are.
+func (c *comparer) newUsers(objs []PlanData) [][]int {
+	out := make([][]int, len(objs))
+	if len(objs) == 0 {
+		return out
+	}
 	for i := range c.new.fps {
 		for _, t := range c.new.fps[i].toks {
-			if (t.tk == tokRWData || t.tk == tokROData) && t.target >= rva && t.target < rva+max(size, 1) {
-				out = append(out, i)
-				break
+			if t.tk != tokRWData && t.tk != tokROData {
+				continue
+			}
+			k := sort.Search(len(objs), func(k int) bool { return objs[k].NewRVA > t.target }) - 1
+			if k >= 0 && t.target < objs[k].NewRVA+max(objs[k].Size, 1) {
+				if u := out[k]; len(u) == 0 || u[len(u)-1] != i {
+					out[k] = append(u, i)
+				}
 			}
 		}
 	}

@@ -42,7 +42,7 @@ type Site struct {
 // at rva.
 func siteRelocs(f *pe.File, rva uint32, n int) []int {
 	var out []int
-	for _, r := range relocsOverlapping(f, rva, uint32(n)) {
+	for _, r := range f.RelocsOverlapping(rva, uint32(n)) {
 		out = append(out, int(int64(r.RVA)-int64(rva)))
 	}
 	return out
@@ -77,7 +77,7 @@ func (c *comparer) branchTargets() []uint32 {
 		}
 	}
 	for _, r := range f.Relocs {
-		if t := pointerTarget(f, r.RVA, relocWidth(r)); t != 0 && f.IsCode(t) {
+		if t := pointerTarget(f, r.RVA, r.Width()); t != 0 && f.IsCode(t) {
 			ts = append(ts, t)
 		}
 	}

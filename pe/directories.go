@@ -565,6 +565,39 @@ func (f *File) RelocAt(rva uint32) (uint8, bool) {
 	return t, ok
 }
 
+// Width returns the size in bytes of the field a relocation covers.
+func (r Reloc) Width() int {
+	if r.Type == IMAGE_REL_BASED_DIR64 {
+		return 8
+	}
+	return 4
+}
+
+// RelocsIn returns the relocations whose field starts in [rva, rva+size),
+// sorted by RVA (a subslice of Relocs).
+func (f *File) RelocsIn(rva, size uint32) []Reloc {
+	rs := f.Relocs
+	i := sort.Search(len(rs), func(i int) bool { return rs[i].RVA >= rva })
+	j := i
+	for j < len(rs) && rs[j].RVA < rva+size {
+		j++
+	}
+	return rs[i:j]
+}
+
+// RelocsOverlapping returns the relocations whose field overlaps [rva,
+// rva+size), including one that starts before rva.
+func (f *File) RelocsOverlapping(rva, size uint32) []Reloc {
+	start := rva - min(rva, 7)
+	var out []Reloc
+	for _, r := range f.RelocsIn(start, rva+size-start) {
+		if r.RVA+uint32(r.Width()) > rva {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 func (f *File) convertRich(sp *spe.File) {
 	if len(sp.RichHeader.CompIDs) == 0 {
 		return

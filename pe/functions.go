@@ -108,6 +108,23 @@ func (fn *Function) DisplayName() string {
 	return fmt.Sprintf("sub_%x", fn.RVA)
 }
 
+// Parts returns the function's extents: the main one, then its chunks.
+func (fn *Function) Parts() []Chunk {
+	return append([]Chunk{{RVA: fn.RVA, Size: fn.Size}}, fn.Chunks...)
+}
+
+// AppendCode appends the bytes of fn's parts, in Parts order, to buf. The
+// uninitialised tail of a part (beyond the file data) is never invented
+// and reads as zero, as the loader maps it.
+func (f *File) AppendCode(buf []byte, fn *Function) []byte {
+	for _, p := range fn.Parts() {
+		b := f.Bytes(p.RVA, int(p.Size))
+		buf = append(buf, b...)
+		buf = append(buf, make([]byte, int(p.Size)-len(b))...)
+	}
+	return buf
+}
+
 // End returns the RVA one past the main extent.
 func (fn *Function) End() uint32 { return fn.RVA + fn.Size }
 

@@ -196,11 +196,15 @@ func (e *VersionError) Error() string {
 func formatErr(format string, a ...any) error { return &FormatError{Msg: fmt.Sprintf(format, a...)} }
 
 // canonical encodes a manifest canonically.
-func canonical(m *Manifest) ([]byte, error) {
+func canonical(m *Manifest) ([]byte, error) { return CanonicalJSON(m) }
+
+// CanonicalJSON encodes v as manifests are encoded: encoding/json with
+// HTML escaping off and no trailing newline.
+func CanonicalJSON(v any) ([]byte, error) {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(m); err != nil {
+	if err := enc.Encode(v); err != nil {
 		return nil, err
 	}
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil

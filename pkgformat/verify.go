@@ -3,6 +3,7 @@ package pkgformat
 import (
 	"crypto/sha256"
 	"fmt"
+	"sync"
 
 	"github.com/hpbuild/hpbuild/signing"
 	"github.com/klauspost/compress/zstd"
@@ -177,11 +178,16 @@ func decompress(stored []byte, size uint64, dict []byte) ([]byte, error) {
 // for the same input. The frame has no checksum: every blob is checked
 // against its SHA-256 in the signed manifest before it is expanded.
 func Compress(data []byte) ([]byte, error) {
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedBestCompression),
-		zstd.WithEncoderCRC(false), zstd.WithZeroFrames(true), zstd.WithSingleSegment(true))
+	enc, err := plainEncoder()
 	if err != nil {
 		return nil, err
 	}
-	defer enc.Close()
 	return enc.EncodeAll(data, nil), nil
 }
+
+// plainEncoder is made once: EncodeAll may be called concurrently, and a
+// package has a blob per function.
+var plainEncoder = sync.OnceValues(func() (*zstd.Encoder, error) {
+	return zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedBestCompression),
+		zstd.WithEncoderCRC(false), zstd.WithZeroFrames(true), zstd.WithSingleSegment(true))
+})

@@ -95,11 +95,8 @@ type inspectSizes struct {
 
 // jsonLen is the length of v's canonical JSON (as in the manifest).
 func jsonLen(v any) uint64 {
-	var b strings.Builder
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	enc.Encode(v)
-	return uint64(b.Len() - 1)
+	b, _ := pkgformat.CanonicalJSON(v) // manifest types always encode
+	return uint64(len(b))
 }
 
 func newInspectReport(p *pkgformat.Package) *inspectReport {
