@@ -8,6 +8,7 @@ require (
 	github.com/saferwall/pe v1.6.5
 	github.com/urfave/cli/v2 v2.27.7
 	golang.org/x/arch v0.33.0
+	golang.org/x/sys v0.30.0
 )
 
 require (
@@ -17,7 +18,6 @@ require (
 	github.com/russross/blackfriday/v2 v2.1.0 // indirect
 	github.com/xrash/smetrics v0.0.0-20240521201337-686a1a2994c1 // indirect
 	golang.org/x/crypto v0.33.0 // indirect
-	golang.org/x/sys v0.30.0 // indirect
 	golang.org/x/text v0.22.0 // indirect
 	golang.org/x/tools v0.26.0 // indirect
 )

@@ -177,28 +177,10 @@ func (b *builder) add(stored []byte, size uint64, delta string) int {
 	return len(b.blobs) - 1
 }
 
-// maskRelocs zeroes the base-relocated fields in a function's code (as
-// code returns it): they differ in a process where the image was rebased,
-// so the old body's digest is taken without them.
-func maskRelocs(f *pe.File, fn *pe.Function, b []byte) []byte {
-	var off uint32
-	for _, p := range fn.Parts() {
-		for _, r := range f.RelocsOverlapping(p.RVA, p.Size) {
-			for k := uint32(0); k < uint32(r.Width()); k++ {
-				if a := r.RVA + k; a >= p.RVA && a < p.RVA+p.Size {
-					b[off+a-p.RVA] = 0
-				}
-			}
-		}
-		off += p.Size
-	}
-	return b
-}
-
 func (b *builder) function(pf *diff.PlanFunction) (pkgformat.Function, error) {
 	f := pkgformat.Function{Name: pf.Name, NewRVA: pf.New.RVA, Fixups: fixups(pf.Fixups), Tables: []pkgformat.Table{}, Unwind: []pkgformat.Unwind{}, Parts: []pkgformat.Part{}}
 	if pf.Old != nil {
-		old := maskRelocs(b.oldF, pf.Old, b.oldF.AppendCode(nil, pf.Old))
+		old := b.oldF.MaskRelocs(pf.Old, b.oldF.AppendCode(nil, pf.Old))
 		sum := sha256.Sum256(old)
 		f.OldRVA, f.OldSize, f.OldSHA256 = pf.Old.RVA, uint32(len(old)), pkgformat.HexDigest(sum)
 	}

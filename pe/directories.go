@@ -663,3 +663,22 @@ func sortSymbols(s []Symbol) {
 		return s[i].Name < s[j].Name
 	})
 }
+
+// MaskRelocs zeroes the base-relocated fields in b, which holds fn's code
+// as AppendCode returns it (from the file or read from a process): they
+// differ where the image was rebased, so a body's digest is taken without
+// them.
+func (f *File) MaskRelocs(fn *Function, b []byte) []byte {
+	var off uint32
+	for _, p := range fn.Parts() {
+		for _, r := range f.RelocsOverlapping(p.RVA, p.Size) {
+			for k := uint32(0); k < uint32(r.Width()); k++ {
+				if a := r.RVA + k; a >= p.RVA && a < p.RVA+p.Size && off+a-p.RVA < uint32(len(b)) {
+					b[off+a-p.RVA] = 0
+				}
+			}
+		}
+		off += p.Size
+	}
+	return b
+}

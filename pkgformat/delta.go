@@ -18,49 +18,72 @@ import (
 // the code, the differences are mostly zeros and compress far better than
 // zstd's own long-distance matching against a dictionary.
 //
-// A delta is the payload
+// The payload keeps bsdiff's streams apart by kind, because each column
+// compresses better on its own than interleaved:
 //
-//	"HPBD" uvarint ctrl-len uvarint diff-len uvarint extra-len ctrl diff extra
+//	"HPBD" uvarint×6 (lengths) adds copies seeks runs lits extra
 //
-// where ctrl is a sequence of uvarint triples (add, copy, zigzag seek): add
-// bytes are source+diff byte sums, copy bytes come from extra, then the
-// source position moves by seek. EncodeDelta stores the smallest of three
-// encodings (see there); every frame of a stored delta is decoded with the
-// source file as raw dictionary.
+// adds, copies and seeks are the control triples as three columns of
+// uvarints (seeks zigzag-encoded); the difference bytes are sparse: runs
+// holds the lengths of the zero runs (uvarints, one more than there are
+// lits) and lits the non-zero bytes between them. Applying a triple
+// appends add bytes that are source+difference byte sums, then copy bytes
+// from extra, then moves the source position by seek. EncodeDelta stores
+// the smallest of three encodings (see there); every frame of a stored
+// delta is decoded with the source file as raw dictionary.
 
 // deltaMagic starts a bsdiff payload; any other payload is the destination
 // file itself (writers never choose that form for a file that starts with
 // these four bytes).
 const deltaMagic = "HPBD"
 
+// The streams of a payload, in order.
+const (
+	streamAdds = iota
+	streamCopies
+	streamSeeks
+	streamRuns
+	streamLits
+	streamExtra
+	numStreams
+)
+
 // EncodeDelta returns the stored form of the smallest of hpbuild's delta
 // encodings from src to dst, and the size of its payload (what the stored
-// bytes expand to): the bsdiff payload in one zstd frame, the bsdiff
-// payload in three frames (MakeDelta's extra bytes compressed against
-// src), or dst itself in one frame compressed against src (best for tiny
-// changes, where the bsdiff streams' framing costs more than the change). All three expand with DecompressDelta and apply with
-// ApplyDelta.
+// bytes expand to). The candidates: the bsdiff payload in one zstd frame,
+// with and without src as raw dictionary; the payload with each stream in
+// a frame of its own, or with the control and difference streams in one
+// frame (CompressDelta; the extra bytes always against src); and dst
+// itself in one frame against src (best for tiny changes, where the
+// streams cost more than the change). All expand with DecompressDelta and
+// apply with ApplyDelta.
 func EncodeDelta(src, dst []byte) (stored []byte, size uint64, err error) {
 	payload := MakeDelta(src, dst)
-	one, err := Compress(payload)
+	stored, err = Compress(payload)
+	size = uint64(len(payload))
 	if err != nil || len(src) == 0 {
-		return one, uint64(len(payload)), err // no source to compress against
+		return stored, size, err // no source to compress against
 	}
-	three, err := CompressDelta(payload, src)
-	if err != nil {
+	keep := func(c []byte, n uint64, err error) error {
+		if err == nil && len(c) < len(stored) {
+			stored, size = c, n
+		}
+		return err
+	}
+	c, err := compressWith(payload, src)
+	if err := keep(c, uint64(len(payload)), err); err != nil {
 		return nil, 0, err
 	}
-	stored, size = one, uint64(len(payload))
-	if len(three) < len(stored) {
-		stored = three
-	}
-	if !bytes.HasPrefix(dst, []byte(deltaMagic)) {
-		whole, err := compressWith(dst, src)
-		if err != nil {
+	for _, perStream := range []bool{true, false} {
+		c, err := CompressDelta(payload, src, perStream)
+		if err := keep(c, uint64(len(payload)), err); err != nil {
 			return nil, 0, err
 		}
-		if len(whole) < len(stored) {
-			stored, size = whole, uint64(len(dst))
+	}
+	if !bytes.HasPrefix(dst, []byte(deltaMagic)) {
+		c, err := compressWith(dst, src)
+		if err := keep(c, uint64(len(dst)), err); err != nil {
+			return nil, 0, err
 		}
 	}
 	return stored, size, nil
@@ -81,12 +104,48 @@ func compressWith(data, src []byte) ([]byte, error) {
 	return enc.EncodeAll(data, nil), nil
 }
 
+// deltaWriter collects the streams of a payload.
+type deltaWriter struct {
+	s    [numStreams][]byte
+	zero uint64 // zeros since the last literal difference
+}
+
+func (w *deltaWriter) put(stream int, v uint64) {
+	w.s[stream] = binary.AppendUvarint(w.s[stream], v)
+}
+
+// diff appends one difference byte.
+func (w *deltaWriter) diff(b byte) {
+	if b == 0 {
+		w.zero++
+		return
+	}
+	w.put(streamRuns, w.zero)
+	w.s[streamLits] = append(w.s[streamLits], b)
+	w.zero = 0
+}
+
+func (w *deltaWriter) bytes() []byte {
+	w.put(streamRuns, w.zero)
+	n := len(deltaMagic) + numStreams*binary.MaxVarintLen64
+	for _, s := range w.s {
+		n += len(s)
+	}
+	out := make([]byte, 0, n)
+	out = append(out, deltaMagic...)
+	for _, s := range w.s {
+		out = binary.AppendUvarint(out, uint64(len(s)))
+	}
+	for _, s := range w.s {
+		out = append(out, s...)
+	}
+	return out
+}
+
 // MakeDelta returns the delta payload that turns src into dst.
 func MakeDelta(src, dst []byte) []byte {
 	sa := suffixArray(src)
-	var ctrl, diff, extra bytes.Buffer
-	var tmp [binary.MaxVarintLen64]byte
-	put := func(v uint64) { ctrl.Write(tmp[:binary.PutUvarint(tmp[:], v)]) }
+	var w deltaWriter
 	oldsize, newsize := len(src), len(dst)
 	scan, length, pos := 0, 0, 0
 	lastscan, lastpos, lastoffset := 0, 0, 0
@@ -149,47 +208,49 @@ func MakeDelta(src, dst []byte) []byte {
 				lenb -= lens
 			}
 			for i := 0; i < lenf; i++ {
-				diff.WriteByte(dst[lastscan+i] - src[lastpos+i])
+				w.diff(dst[lastscan+i] - src[lastpos+i])
 			}
 			ext := (scan - lenb) - (lastscan + lenf)
-			extra.Write(dst[lastscan+lenf : lastscan+lenf+ext])
+			w.s[streamExtra] = append(w.s[streamExtra], dst[lastscan+lenf:lastscan+lenf+ext]...)
 			seek := int64((pos - lenb) - (lastpos + lenf))
-			put(uint64(lenf))
-			put(uint64(ext))
-			put(uint64(seek<<1) ^ uint64(seek>>63))
+			w.put(streamAdds, uint64(lenf))
+			w.put(streamCopies, uint64(ext))
+			w.put(streamSeeks, uint64(seek<<1)^uint64(seek>>63))
 			lastscan, lastpos, lastoffset = scan-lenb, pos-lenb, pos-scan
 		}
 	}
-	out := make([]byte, 0, 4+3*binary.MaxVarintLen64+ctrl.Len()+diff.Len()+extra.Len())
-	out = append(out, deltaMagic...)
-	out = binary.AppendUvarint(out, uint64(ctrl.Len()))
-	out = binary.AppendUvarint(out, uint64(diff.Len()))
-	out = binary.AppendUvarint(out, uint64(extra.Len()))
-	out = append(out, ctrl.Bytes()...)
-	out = append(out, diff.Bytes()...)
-	return append(out, extra.Bytes()...)
+	return w.bytes()
 }
 
-// CompressDelta stores a delta payload made from src: three zstd frames,
-// the last one with src as its raw dictionary.
-func CompressDelta(payload, src []byte) ([]byte, error) {
-	_, diffAt, extraAt, err := deltaParts(payload)
+// CompressDelta stores a delta payload made from src as several zstd
+// frames: the extra bytes in one frame with src as raw dictionary, before
+// it either one frame per stream (perStream; the header travels with the
+// first) or the header, control and difference streams in one frame.
+func CompressDelta(payload, src []byte, perStream bool) ([]byte, error) {
+	_, at, err := deltaStreams(payload)
 	if err != nil {
 		return nil, err
 	}
-	f1, err := Compress(payload[:diffAt])
-	if err != nil {
-		return nil, err
+	var out []byte
+	from := 0
+	for i := range numStreams {
+		part := payload[from:at[i+1]]
+		if len(part) == 0 && i < streamExtra || !perStream && i < streamLits {
+			continue // joins the next frame
+		}
+		var f []byte
+		if i == streamExtra {
+			f, err = compressWith(part, src)
+		} else {
+			f, err = Compress(part)
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, f...)
+		from = at[i+1]
 	}
-	f2, err := Compress(payload[diffAt:extraAt])
-	if err != nil {
-		return nil, err
-	}
-	f3, err := compressWith(payload[extraAt:], src)
-	if err != nil {
-		return nil, err
-	}
-	return append(append(f1, f2...), f3...), nil
+	return out, nil
 }
 
 // DecompressDelta expands a stored delta of size bytes made from src. Like
@@ -204,25 +265,33 @@ func DecompressDelta(stored []byte, size uint64, src []byte) ([]byte, error) {
 // never reach into it.
 const dictID = 0
 
-// deltaParts returns the header length and the offsets of the diff and
-// extra streams of a payload.
-func deltaParts(payload []byte) (head, diffAt, extraAt int, err error) {
+// deltaStreams returns the header length and the offsets of the streams of
+// a payload: stream i is payload[at[i]:at[i+1]].
+func deltaStreams(payload []byte) (head int, at [numStreams + 1]int, err error) {
 	if len(payload) < 4 || string(payload[:4]) != deltaMagic {
-		return 0, 0, 0, fmt.Errorf("no %q header", deltaMagic)
+		return 0, at, fmt.Errorf("no %q header", deltaMagic)
 	}
 	r := bytes.NewReader(payload[4:])
-	cl, err1 := binary.ReadUvarint(r)
-	dl, err2 := binary.ReadUvarint(r)
-	el, err3 := binary.ReadUvarint(r)
-	if err := errors.Join(err1, err2, err3); err != nil {
-		return 0, 0, 0, fmt.Errorf("header: %v", err)
+	var lens [numStreams]uint64
+	for i := range lens {
+		if lens[i], err = binary.ReadUvarint(r); err != nil {
+			return 0, at, fmt.Errorf("header: stream %d length: %v", i, err)
+		}
 	}
 	head = len(payload) - r.Len()
 	rest := uint64(r.Len())
-	if cl > rest || dl > rest-cl || el != rest-cl-dl {
-		return 0, 0, 0, fmt.Errorf("stream lengths %d+%d+%d do not add up to %d bytes", cl, dl, el, rest)
+	at[0] = head
+	for i, n := range lens {
+		if n > rest {
+			return 0, at, fmt.Errorf("stream lengths %v run past the %d bytes after the header", lens, r.Len())
+		}
+		rest -= n
+		at[i+1] = at[i] + int(n)
 	}
-	return head, head + int(cl), head + int(cl+dl), nil
+	if rest != 0 {
+		return 0, at, fmt.Errorf("stream lengths %v leave %d of %d bytes unused", lens, rest, r.Len())
+	}
+	return head, at, nil
 }
 
 // ApplyDelta turns src into the file of dstSize bytes a delta payload
@@ -242,33 +311,56 @@ func ApplyDelta(src, delta []byte, dstSize uint64) ([]byte, error) {
 		}
 		return bytes.Clone(delta), nil
 	}
-	head, diffAt, extraAt, err := deltaParts(delta)
+	_, at, err := deltaStreams(delta)
 	if err != nil {
 		return nil, bad("%v", err)
 	}
-	ctrl := bytes.NewReader(delta[head:diffAt])
-	diff, extra := delta[diffAt:extraAt], delta[extraAt:]
+	var r [numStreams]*bytes.Reader
+	for i := range r {
+		r[i] = bytes.NewReader(delta[at[i]:at[i+1]])
+	}
+	lits := delta[at[streamLits]:at[streamLits+1]]
+	extra := delta[at[streamExtra]:]
+	zeros, err := binary.ReadUvarint(r[streamRuns]) // zero differences before the next literal
+	if err != nil {
+		return nil, bad("difference runs: %v", err)
+	}
 	out := make([]byte, 0, dstSize)
 	var oldpos int64
 	for uint64(len(out)) < dstSize {
-		add, err1 := binary.ReadUvarint(ctrl)
-		ext, err2 := binary.ReadUvarint(ctrl)
-		z, err3 := binary.ReadUvarint(ctrl)
+		add, err1 := binary.ReadUvarint(r[streamAdds])
+		ext, err2 := binary.ReadUvarint(r[streamCopies])
+		z, err3 := binary.ReadUvarint(r[streamSeeks])
 		if err := errors.Join(err1, err2, err3); err != nil {
 			if errors.Is(err, io.EOF) {
-				return nil, bad("control stream ends after %d of %d bytes", len(out), dstSize)
+				return nil, bad("control streams end after %d of %d bytes", len(out), dstSize)
 			}
-			return nil, bad("control stream: %v", err)
+			return nil, bad("control streams: %v", err)
 		}
 		seek := int64(z>>1) ^ -int64(z&1)
-		if add > dstSize-uint64(len(out)) || add > uint64(len(diff)) || oldpos < 0 || uint64(oldpos)+add > uint64(len(src)) {
+		if add > dstSize-uint64(len(out)) || oldpos < 0 || uint64(oldpos)+add > uint64(len(src)) {
 			return nil, bad("an add of %d bytes at source %d runs out of bounds", add, oldpos)
 		}
-		for i := uint64(0); i < add; i++ {
-			out = append(out, src[uint64(oldpos)+i]+diff[i])
+		for add > 0 {
+			if zeros > 0 { // unchanged bytes: a plain copy of the source
+				n := min(zeros, add)
+				out = append(out, src[oldpos:oldpos+int64(n)]...)
+				oldpos += int64(n)
+				add -= n
+				zeros -= n
+				continue
+			}
+			if len(lits) == 0 {
+				return nil, bad("difference literals run out")
+			}
+			out = append(out, src[oldpos]+lits[0])
+			lits = lits[1:]
+			oldpos++
+			add--
+			if zeros, err = binary.ReadUvarint(r[streamRuns]); err != nil {
+				return nil, bad("difference runs: %v", err)
+			}
 		}
-		diff = diff[add:]
-		oldpos += int64(add)
 		if ext > dstSize-uint64(len(out)) || ext > uint64(len(extra)) {
 			return nil, bad("a copy of %d extra bytes runs out of bounds", ext)
 		}
@@ -279,7 +371,11 @@ func ApplyDelta(src, delta []byte, dstSize uint64) ([]byte, error) {
 		}
 		oldpos += seek
 	}
-	if ctrl.Len() != 0 || len(diff) != 0 || len(extra) != 0 {
+	left := len(lits) + len(extra)
+	for _, s := range []int{streamAdds, streamCopies, streamSeeks, streamRuns} {
+		left += r[s].Len()
+	}
+	if left != 0 || zeros != 0 {
 		return nil, bad("data left over after the %d target bytes", dstSize)
 	}
 	return out, nil

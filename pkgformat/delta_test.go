@@ -2,6 +2,7 @@ package pkgformat_test
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -43,12 +44,24 @@ func TestDeltaRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			payload, err := pkgformat.DecompressDelta(stored, size, dir[0])
-			if err == nil {
-				got, err = pkgformat.ApplyDelta(dir[0], payload, uint64(len(dir[1])))
+			forms := map[string][]byte{"smallest": stored}
+			for _, perStream := range []bool{false, true} {
+				if forms[fmt.Sprint("split ", perStream)], err = pkgformat.CompressDelta(d, dir[0], perStream); err != nil {
+					t.Fatal(err)
+				}
 			}
-			if err != nil || !bytes.Equal(got, dir[1]) {
-				t.Errorf("%s: stored delta does not round-trip (%v)", p.name, err)
+			for form, stored := range forms {
+				n := size
+				if form != "smallest" {
+					n = uint64(len(d))
+				}
+				payload, err := pkgformat.DecompressDelta(stored, n, dir[0])
+				if err == nil {
+					got, err = pkgformat.ApplyDelta(dir[0], payload, uint64(len(dir[1])))
+				}
+				if err != nil || !bytes.Equal(got, dir[1]) {
+					t.Errorf("%s: stored delta (%s) does not round-trip (%v)", p.name, form, err)
+				}
 			}
 		}
 	}
@@ -60,6 +73,7 @@ func FuzzApplyDelta(f *testing.F) {
 	src := []byte("the quick brown fox jumps over the lazy dog")
 	f.Add(pkgformat.MakeDelta(src, []byte("the quick red fox jumps over the lazy cat")), uint16(41))
 	f.Add([]byte("HPBD"), uint16(3))
+	f.Add([]byte("HPBD\x01\x01\x01\x01\x00\x00\x05\x00\x00\x05"), uint16(5))
 	f.Fuzz(func(t *testing.T, delta []byte, size uint16) {
 		out, err := pkgformat.ApplyDelta(src, delta, uint64(size))
 		if err == nil && len(out) != int(size) {
