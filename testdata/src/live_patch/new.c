@@ -1,0 +1,81 @@
+/* hpbuild fixture "live_patch": the library the Wine end-to-end tests patch in a running
+   host (apply/wine_test.go). Each export exercises one thing a live patch must do:
+   tick - a jmp-rel32 site whose new code keeps using an old global (the counter
+          keeps counting across apply and rollback);
+   scale - a hotpatch-pad site (assembly: 5 bytes of padding, a 2-byte first instruction);
+   mix  - new code that calls a new function and uses a new constant;
+   name_len - new code that calls an import the old image lacks (lstrlenA);
+   park - an endless loop at a hot-patch entry (assembly), for the "thread inside a site" test.
+   old.c and new.c differ only in those bodies. */
+#include <windows.h>
+
+#define EXPORT __declspec(dllexport)
+
+static volatile int g_count;
+
+EXPORT __attribute__((noinline)) int tick(void)
+{
+    g_count++;
+    return g_count + 1000;
+}
+
+static const char g_patched[] = "patched by hpbuild";
+
+static __attribute__((noinline)) int bump(int x)
+{
+    return x * 7 + 11;
+}
+
+EXPORT __attribute__((noinline)) int mix(int x)
+{
+    return bump(x) + g_patched[x & 7];
+}
+
+EXPORT __attribute__((noinline)) int name_len(void)
+{
+    return lstrlenA(g_patched) + (int)g_count * 0;
+}
+
+/* gcc gives no x64 function a 2-byte first instruction after 5 bytes of
+   padding (ms_hook_prologue emits an 8-byte lea), so the hot-patch-pad
+   functions are written in assembly and exported through .drectve. */
+#ifdef __x86_64__
+__asm__(".text\n"
+    ".p2align 4\n"
+    ".byte 0xcc, 0xcc, 0xcc, 0xcc, 0xcc\n"
+    ".globl scale\n"
+    "scale:\n"
+    "  mov %ecx, %eax\n"
+    "  lea (%rax,%rax,4), %eax\n"
+    "  ret\n"
+    ".p2align 4\n"
+    ".byte 0xcc, 0xcc, 0xcc, 0xcc, 0xcc\n"
+    ".globl park\n"
+    "park:\n"
+    "  pause\n"
+    "  jmp park\n"
+    ".section .drectve\n"
+    ".ascii \" -export:scale -export:park\"\n"
+    ".text\n");
+#else
+/* x86: plain C (the Wine tests are x64). */
+EXPORT __attribute__((noinline)) int scale(int x)
+{
+    return x * 5 + g_count;
+}
+
+EXPORT __attribute__((noinline)) int park(void)
+{
+    while (g_count >= 0)
+        ;
+    return 2;
+}
+#endif
+
+BOOL WINAPI DllMain(HINSTANCE inst, DWORD reason, LPVOID reserved)
+{
+    (void)inst;
+    (void)reason;
+    (void)reserved;
+    return TRUE;
+}
