@@ -28,8 +28,9 @@ type winProcess struct {
 	pid uint32
 }
 
-// OpenProcess opens process pid for live patching. Only 64-bit processes
-// are supported by this build.
+// OpenProcess opens process pid for live patching. The process must be of
+// this hpbuild's own width: the 64-bit hpbuild patches 64-bit processes,
+// the 32-bit one (GOARCH=386) 32-bit processes.
 func OpenProcess(pid int) (Process, error) {
 	const access = windows.PROCESS_VM_OPERATION | windows.PROCESS_VM_READ | windows.PROCESS_VM_WRITE |
 		windows.PROCESS_QUERY_INFORMATION | windows.PROCESS_CREATE_THREAD
@@ -37,14 +38,20 @@ func OpenProcess(pid int) (Process, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening process %d: %w", pid, err)
 	}
-	var wow bool
-	if err := windows.IsWow64Process(h, &wow); err != nil {
+	var wow, self bool
+	err1 := windows.IsWow64Process(h, &wow)
+	err2 := windows.IsWow64Process(windows.CurrentProcess(), &self)
+	if err := errors.Join(err1, err2); err != nil {
 		windows.CloseHandle(h)
 		return nil, fmt.Errorf("process %d: %w", pid, err)
 	}
-	if wow {
+	if target32 := wow || !is64; target32 != !is64 || (!is64 && wow != self) {
 		windows.CloseHandle(h)
-		return nil, fmt.Errorf("process %d is a 32-bit process: live apply supports 64-bit processes only (use --file for 32-bit images)", pid)
+		want := "64-bit hpbuild"
+		if target32 {
+			want = "32-bit hpbuild (windows/386)"
+		}
+		return nil, fmt.Errorf("process %d is a %s process: patch it with the %s", pid, map[bool]string{true: "32-bit", false: "64-bit"}[target32], want)
 	}
 	return &winProcess{h: h, pid: uint32(pid)}, nil
 }
@@ -56,7 +63,7 @@ func Close(p Process) {
 	}
 }
 
-func (p *winProcess) Is64() bool { return true }
+func (p *winProcess) Is64() bool { return is64 }
 
 func (p *winProcess) Read(addr uint64, n int) ([]byte, error) {
 	if n <= 0 {
@@ -111,7 +118,7 @@ func (p *winProcess) Alloc(near uint64, size uint32) (uint64, error) {
 	if near > twoGiB+lo {
 		lo = near - twoGiB
 	}
-	hi := near + twoGiB
+	hi := min(near+twoGiB, maxAddr)
 	var below []uint64
 	for a := lo; a < hi; {
 		var mbi windows.MemoryBasicInformation
@@ -190,7 +197,7 @@ func (p *winProcess) Modules() ([]ModuleInfo, error) {
 
 func (p *winProcess) Regions() ([]uint64, error) {
 	var out []uint64
-	for a := uint64(allocGranularity); a < 1<<47; {
+	for a := uint64(allocGranularity); a < maxAddr; {
 		var mbi windows.MemoryBasicInformation
 		if err := windows.VirtualQueryEx(p.h, uintptr(a), &mbi, unsafe.Sizeof(mbi)); err != nil {
 			break
@@ -228,12 +235,6 @@ func (s *winSuspended) Resume() error {
 	return errors.Join(errs...)
 }
 
-// x64 CONTEXT: 1232 bytes, 16-byte aligned; ContextFlags at 0x30, Rip at 0xf8.
-const (
-	contextSize    = 1232
-	contextControl = 0x100001
-)
-
 func (p *winProcess) Suspend() (Suspended, error) {
 	s := &winSuspended{}
 	seen := map[uint32]bool{}
@@ -265,13 +266,13 @@ func (p *winProcess) Suspend() (Suspended, error) {
 			buf := make([]byte, contextSize+16)
 			off := (16 - uintptr(unsafe.Pointer(&buf[0]))%16) % 16
 			ctx := buf[off : off+contextSize]
-			binary.LittleEndian.PutUint32(ctx[0x30:], contextControl)
+			binary.LittleEndian.PutUint32(ctx[contextFlagsAt:], contextControl)
 			if r, _, err := procGetThreadContext.Call(uintptr(t), uintptr(unsafe.Pointer(&ctx[0]))); r == 0 {
 				windows.CloseHandle(snap)
 				s.Resume()
 				return nil, fmt.Errorf("reading thread %d's context: %w", e.ThreadID, err)
 			}
-			s.ips = append(s.ips, binary.LittleEndian.Uint64(ctx[0xf8:]))
+			s.ips = append(s.ips, instructionPointer(ctx))
 		}
 		windows.CloseHandle(snap)
 		if fresh == 0 {
@@ -286,6 +287,9 @@ func (p *winProcess) Suspend() (Suspended, error) {
 // process through a small stub, and returns its exit code (the low 32 bits
 // of fn's result).
 func (p *winProcess) Call(fn uint64, args ...uint64) (uint64, error) {
+	if !is64 {
+		return 0, errors.New("calls into 32-bit processes are not implemented (x86 packages need none)")
+	}
 	if len(args) > 4 {
 		return 0, errors.New("at most four arguments")
 	}

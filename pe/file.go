@@ -204,7 +204,7 @@ func Open(path string, opts ...Option) (*File, error) {
 		return nil, fmt.Errorf("%s: not a regular file", path)
 	}
 	if st.Size() > maxFileSize {
-		return nil, fmt.Errorf("%s: %w", path, formatErr(-1, fmt.Sprintf("file too large (%d bytes, limit %d)", st.Size(), maxFileSize), nil))
+		return nil, fmt.Errorf("%s: %w", path, formatErr(-1, fmt.Sprintf("file too large (%d bytes, limit %d)", st.Size(), int64(maxFileSize)), nil))
 	}
 	data, release, err := readImage(fh, st.Size())
 	if err != nil {
@@ -258,7 +258,7 @@ func OpenBytes(data []byte, opts ...Option) (f *File, err error) {
 		fn(&o)
 	}
 	if int64(len(data)) > maxFileSize {
-		return nil, formatErr(-1, fmt.Sprintf("file too large (%d bytes, limit %d)", len(data), maxFileSize), nil)
+		return nil, formatErr(-1, fmt.Sprintf("file too large (%d bytes, limit %d)", len(data), int64(maxFileSize)), nil)
 	}
 	f = &File{data: data, Size: int64(len(data)), SHA256: sha256.Sum256(data)}
 	defer func() {

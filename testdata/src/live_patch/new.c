@@ -36,41 +36,35 @@ EXPORT __attribute__((noinline)) int name_len(void)
     return lstrlenA(g_patched) + (int)g_count * 0;
 }
 
-/* gcc gives no x64 function a 2-byte first instruction after 5 bytes of
-   padding (ms_hook_prologue emits an 8-byte lea), so the hot-patch-pad
+/* gcc gives no function a 2-byte first instruction after 5 bytes of
+   padding (on x64 ms_hook_prologue emits an 8-byte lea), so the hot-patch-pad
    functions are written in assembly and exported through .drectve. */
 #ifdef __x86_64__
+#define SYM(s) #s
+#define SCALE_BODY "  mov %ecx, %eax\n" \
+    "  lea (%rax,%rax,4), %eax\n"
+#else
+#define SYM(s) "_" #s
+#define SCALE_BODY "  mov %edi, %edi\n" \
+    "  mov 4(%esp), %eax\n" \
+    "  lea (%eax,%eax,4), %eax\n"
+#endif
 __asm__(".text\n"
     ".p2align 4\n"
     ".byte 0xcc, 0xcc, 0xcc, 0xcc, 0xcc\n"
-    ".globl scale\n"
-    "scale:\n"
-    "  mov %ecx, %eax\n"
-    "  lea (%rax,%rax,4), %eax\n"
+    ".globl " SYM(scale) "\n"
+    SYM(scale) ":\n"
+    SCALE_BODY
     "  ret\n"
     ".p2align 4\n"
     ".byte 0xcc, 0xcc, 0xcc, 0xcc, 0xcc\n"
-    ".globl park\n"
-    "park:\n"
+    ".globl " SYM(park) "\n"
+    SYM(park) ":\n"
     "  pause\n"
-    "  jmp park\n"
+    "  jmp " SYM(park) "\n"
     ".section .drectve\n"
     ".ascii \" -export:scale -export:park\"\n"
     ".text\n");
-#else
-/* x86: plain C (the Wine tests are x64). */
-EXPORT __attribute__((noinline)) int scale(int x)
-{
-    return x * 5 + g_count;
-}
-
-EXPORT __attribute__((noinline)) int park(void)
-{
-    while (g_count >= 0)
-        ;
-    return 2;
-}
-#endif
 
 BOOL WINAPI DllMain(HINSTANCE inst, DWORD reason, LPVOID reserved)
 {
