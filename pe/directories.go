@@ -123,13 +123,15 @@ const (
 	IMAGE_REL_BASED_DIR64    = 10
 )
 
-// Symbol is a named address: a COFF symbol or a link-map entry.
+// Symbol is a named address: a COFF symbol, a link-map entry or a PDB data
+// object or public.
 type Symbol struct {
 	Name   string
 	RVA    uint32
 	Func   bool   // a function (COFF type 0x20, or a map entry in code)
-	Static bool   // file-local (COFF storage class STATIC)
-	Source string // "coff" or "map"
+	Static bool   // file-local (COFF storage class STATIC, PDB S_LDATA32)
+	Source string // "coff", "map" or "pdb"
+	Size   uint32 // extent in bytes when the source says (PDB data objects); 0 when unknown
 }
 
 // captureLogger turns saferwall's log output into warnings.

@@ -1,0 +1,136 @@
+package diff
+
+import (
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/hpbuild/hpbuild/pe"
+)
+
+// openMSVC opens one build of an MSVC-ABI fixture with the PDB next to it.
+func openMSVC(t *testing.T, cas, arch, ver string) *pe.File {
+	t.Helper()
+	dll := filepath.Join("..", "testdata", "msvc", cas, arch, ver, cas+".dll")
+	f, err := pe.Open(dll, pe.WithPDBSearch(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+// pdbNames returns the names of the functions the PDB named.
+func pdbNames(f *pe.File) map[string]bool {
+	m := map[string]bool{}
+	for _, fn := range f.Functions() {
+		if fn.Sources&pe.SrcPDB != 0 {
+			m[fn.Name] = true
+		}
+	}
+	return m
+}
+
+// TestMSVCPairsEveryPDBName: with PDBs, every function named in both PDBs
+// is paired by name (100%), and the diff reports exactly the source
+// changes of each case.
+func TestMSVCPairsEveryPDBName(t *testing.T) {
+	cases := []struct {
+		name           string
+		changed, added []string
+	}{
+		{"body_change", []string{"compute", "normalize"}, []string{"saturate"}},
+		{"cxx_names", []string{"?scale@geo@@YAHH@Z"}, nil},
+	}
+	for _, c := range cases {
+		for _, arch := range []string{"x64", "x86"} {
+			t.Run(c.name+"/"+arch, func(t *testing.T) {
+				o, n := openMSVC(t, c.name, arch, "old"), openMSVC(t, c.name, arch, "new")
+				if o.PDB == nil || n.PDB == nil {
+					t.Fatalf("PDBs not used: %q %q", o.Warnings, n.Warnings)
+				}
+				r := Compare(o, n)
+				on, nn := pdbNames(o), pdbNames(n)
+				both := 0
+				var changed, added []string
+				for _, f := range r.Functions {
+					name := f.Name
+					if !strings.HasPrefix(name, "?") {
+						name = cName(name, arch == "x86")
+					}
+					switch f.Status {
+					case Changed:
+						changed = append(changed, name)
+					case Added:
+						added = append(added, name)
+					}
+					if !on[f.Name] || !nn[f.Name] {
+						continue
+					}
+					both++
+					if f.Match != MatchName || f.OldRVA == 0 || f.NewRVA == 0 {
+						t.Errorf("%s: named in both PDBs but status %s, match %q", f.Name, f.Status, f.Match)
+					}
+				}
+				if both == 0 || both != len(o.Functions()) {
+					t.Errorf("%d functions named in both PDBs, the old image has %d", both, len(o.Functions()))
+				}
+				slices.Sort(changed)
+				slices.Sort(added)
+				if !slices.Equal(changed, c.changed) || !slices.Equal(added, c.added) {
+					t.Errorf("changed %q added %q; want %q %q", changed, added, c.changed, c.added)
+				}
+			})
+		}
+	}
+}
+
+// TestMSVCDisplayNames: decorated names pair C++ functions whose
+// undecorated names collide; the undecorated name travels with them.
+func TestMSVCDisplayNames(t *testing.T) {
+	r := Compare(openMSVC(t, "cxx_names", "x64", "old"), openMSVC(t, "cxx_names", "x64", "new"))
+	got := map[string]string{}
+	for _, f := range r.Functions {
+		got[f.Name] = f.Display
+	}
+	for name, display := range map[string]string{
+		"?scale@geo@@YAHH@Z":        "geo::scale",
+		"?scale@geo@@YA_J_J@Z":      "geo::scale",
+		"?area@Box@geo@@QEBAHXZ":    "geo::Box::area",
+		"??$twice@_J@geo@@YA_J_J@Z": "geo::twice<long long>",
+	} {
+		if got[name] != display {
+			t.Errorf("%s: display %q, want %q", name, got[name], display)
+		}
+	}
+}
+
+// TestMSVCMismatchedPDB: new's PDB belongs to another build; it is refused
+// with a warning naming both GUIDs and the diff completes without it.
+func TestMSVCMismatchedPDB(t *testing.T) {
+	for _, arch := range []string{"x64", "x86"} {
+		o, n := openMSVC(t, "pdb_mismatch", arch, "old"), openMSVC(t, "pdb_mismatch", arch, "new")
+		if o.PDB == nil || n.PDB != nil {
+			t.Fatalf("%s: old PDB %v, new PDB %v; want only old's used", arch, o.PDB, n.PDB)
+		}
+		r := Compare(o, n)
+		var warn string
+		for _, w := range r.Warnings {
+			if strings.HasPrefix(w, "new: pdb ") && strings.Contains(w, "refused") {
+				warn = w
+			}
+		}
+		if strings.Count(warn, "{") != 2 {
+			t.Errorf("%s: warnings %q; want one naming both GUIDs", arch, r.Warnings)
+		}
+		if r.Verdict == "" || len(r.Functions) < len(o.Functions()) {
+			t.Errorf("%s: diff incomplete: verdict %q, %d functions", arch, r.Verdict, len(r.Functions))
+		}
+		for _, f := range r.Functions {
+			if f.Name == "compute" && f.Status != Changed {
+				t.Errorf("%s: compute %s, want changed", arch, f.Status)
+			}
+		}
+	}
+}
