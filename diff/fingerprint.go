@@ -78,7 +78,8 @@ type image struct {
 	fps   []fprint
 	index map[uint32]int // function start -> index
 	// objects are the starts of the data objects the code references and
-	// the symbols name, sorted: an object ends where the next one starts.
+	// the symbols name, and of the directories and debug data, sorted: an
+	// object ends where the next one starts.
 	objects []uint32
 	// symbols are the starts of named data objects, sorted.
 	symbols []uint32
@@ -127,6 +128,21 @@ func newImage(f *pe.File) *image {
 		if !seen[s.RVA] {
 			seen[s.RVA] = true
 			im.objects = append(im.objects, s.RVA)
+		}
+	}
+	// Directories and debug data (the CodeView record with the PDB's
+	// GUID, which changes with every build) end the object before them:
+	// an inferred extent must not run into them.
+	for i, d := range f.Directories {
+		if d.VirtualAddress != 0 && i != pe.IMAGE_DIRECTORY_ENTRY_SECURITY && !seen[d.VirtualAddress] && f.Section(d.VirtualAddress) != nil {
+			seen[d.VirtualAddress] = true
+			im.objects = append(im.objects, d.VirtualAddress)
+		}
+	}
+	for _, d := range f.Debug {
+		if d.RVA != 0 && !seen[d.RVA] && f.Section(d.RVA) != nil {
+			seen[d.RVA] = true
+			im.objects = append(im.objects, d.RVA)
 		}
 	}
 	sort.Slice(im.objects, func(i, j int) bool { return im.objects[i] < im.objects[j] })

@@ -1,6 +1,7 @@
 package diff
 
 import (
+	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -130,6 +131,30 @@ func TestMSVCMismatchedPDB(t *testing.T) {
 		for _, f := range r.Functions {
 			if f.Name == "compute" && f.Status != Changed {
 				t.Errorf("%s: compute %s, want changed", arch, f.Status)
+			}
+		}
+	}
+}
+
+// TestMSVCWithoutPDB: without PDBs the diff of the MSVC-ABI fixtures finds
+// the same changes (by export name, hash and call graph instead of PDB
+// names) and the same verdict: the PDB adds names and certainty, and the
+// heuristics of the earlier issues still hold on these images.
+func TestMSVCWithoutPDB(t *testing.T) {
+	for _, c := range []string{"body_change", "cxx_names"} {
+		for _, arch := range []string{"x64", "x86"} {
+			open := func(ver string) *pe.File {
+				f, err := pe.Open(filepath.Join("..", "testdata", "msvc", c, arch, ver, c+".dll"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { f.Close() })
+				return f
+			}
+			with := Compare(openMSVC(t, c, arch, "old"), openMSVC(t, c, arch, "new"))
+			without := Compare(open("old"), open("new"))
+			if without.Verdict != with.Verdict || !maps.Equal(without.Counts, with.Counts) {
+				t.Errorf("%s/%s: without PDBs %s %v, with them %s %v", c, arch, without.Verdict, without.Counts, with.Verdict, with.Counts)
 			}
 		}
 	}

@@ -42,6 +42,7 @@ type DebugEntry struct {
 	TypeName      string // "codeview", "pogo", "repro", ...
 	TimeDateStamp uint32
 	SizeOfData    uint32
+	RVA           uint32 // AddressOfRawData: where the entry's data is mapped, 0 if not mapped
 	PDBPath       string // CodeView PDB file name
 	PDBGUID       string // {XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX}, upper-case hex, zero-padded
 	PDBAge        uint32
@@ -355,6 +356,7 @@ func (f *File) parseDebug() {
 			TimeDateStamp: binary.LittleEndian.Uint32(e[4:]),
 			Type:          binary.LittleEndian.Uint32(e[12:]),
 			SizeOfData:    binary.LittleEndian.Uint32(e[16:]),
+			RVA:           binary.LittleEndian.Uint32(e[20:]),
 		}
 		de.TypeName = debugTypeNames[de.Type]
 		if de.TypeName == "" {
