@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"sort"
 	"strings"
 )
 
@@ -119,7 +120,7 @@ type Data struct {
 	Name   string
 	RVA    uint32
 	Size   uint32 // 0 when the type's size is unknown
-	Module int    // index into Modules, -1 for the global symbol stream
+	Module int    // index into Modules: the module whose record or section contribution holds it; -1 if none
 	Global bool   // S_GDATA32 / S_GTHREAD32
 	TLS    bool   // S_GTHREAD32 / S_LTHREAD32: RVA is in the TLS template
 	Type   uint32 // type index
@@ -194,6 +195,9 @@ func Parse(data []byte) (f *File, err error) {
 	slices.SortFunc(f.Publics, func(a, b Public) int {
 		return cmp.Or(cmp.Compare(a.RVA, b.RVA), strings.Compare(a.Name, b.Name))
 	})
+	// lld files the entry point's public twice; one record per name and
+	// address is enough.
+	f.Publics = slices.CompactFunc(f.Publics, func(a, b Public) bool { return a.RVA == b.RVA && a.Name == b.Name })
 	slices.SortFunc(f.Procs, func(a, b Proc) int {
 		return cmp.Or(cmp.Compare(a.RVA, b.RVA), strings.Compare(a.Name, b.Name), cmp.Compare(a.Module, b.Module), cmp.Compare(a.Kind, b.Kind))
 	})
@@ -204,6 +208,7 @@ func Parse(data []byte) (f *File, err error) {
 		return cmp.Or(cmp.Compare(a.RVA, b.RVA), strings.Compare(a.Name, b.Name), cmp.Compare(a.Module, b.Module))
 	})
 	f.Data = compactData(f.Data)
+	f.dataModules()
 	slices.Sort(f.Warnings)
 	return f, nil
 }
@@ -228,6 +233,27 @@ func compactData(ds []Data) []Data {
 		out = append(out, d)
 	}
 	return out
+}
+
+// dataModules gives global data objects, known only from the global
+// symbol stream, the module whose section contribution holds them.
+func (f *File) dataModules() {
+	cs := f.Contributions
+	for i := range f.Data {
+		d := &f.Data[i]
+		if d.Module >= 0 || d.TLS {
+			continue
+		}
+		// Contributions do not overlap, but empty ones share a start with
+		// the next: look at every one starting where the last does.
+		last := sort.Search(len(cs), func(j int) bool { return cs[j].RVA > d.RVA }) - 1
+		for j := last; j >= 0 && cs[j].RVA == cs[last].RVA; j-- {
+			if d.RVA < cs[j].RVA+cs[j].Size {
+				d.Module = cs[j].Module
+				break
+			}
+		}
+	}
 }
 
 // parser holds parsing state.

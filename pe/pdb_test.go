@@ -2,6 +2,7 @@ package pe
 
 import (
 	"errors"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sort"
@@ -229,5 +230,43 @@ func copyFile(t *testing.T, from, to string) {
 	}
 	if err := os.WriteFile(to, b, 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestPDBMutated: damaged copies of a matching PDB (its identity intact, so
+// that everything after the GUID check runs) are used, skipped or refused
+// with an error; the image model never fails internally (Open turns a
+// panic into an "internal error").
+func TestPDBMutated(t *testing.T) {
+	src := "../testdata/msvc/cxx_names/x64/new/cxx_names.dll"
+	good, err := os.ReadFile(pdbOf(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(3, 3))
+	path := filepath.Join(t.TempDir(), "m.pdb")
+	used := 0
+	for i := 0; i < 200; i++ {
+		b := append([]byte(nil), good...)
+		for k := 0; k < 1+r.IntN(16); k++ {
+			b[4096+r.IntN(len(b)-4096)] = byte(r.IntN(256))
+		}
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		f, err := Open(src, WithPDB(path))
+		if err != nil {
+			if strings.Contains(err.Error(), "internal error") {
+				t.Fatalf("mutation %d: %v", i, err)
+			}
+			continue
+		}
+		if f.PDB != nil {
+			used++
+		}
+		f.Close()
+	}
+	if used == 0 {
+		t.Error("no mutated PDB got past the identity check: the test exercises nothing")
 	}
 }
