@@ -159,3 +159,23 @@ func TestMSVCWithoutPDB(t *testing.T) {
 		}
 	}
 }
+
+// TestMSVCDataLayoutNamed: with PDBs the layout change of a global is
+// reported against the object the PDB names, with the sizes its type
+// records give (24 -> 28 bytes).
+func TestMSVCDataLayoutNamed(t *testing.T) {
+	for _, arch := range []string{"x64", "x86"} {
+		r := Compare(openMSVC(t, "data_layout", arch, "old"), openMSVC(t, "data_layout", arch, "new"))
+		found := false
+		for _, ch := range r.Changes {
+			for _, rl := range ch.Rules {
+				if rl.ID == "RR-DATA-LAYOUT" && ch.Name == "g_config" && strings.Contains(rl.Message, "from 24 to 28 bytes") {
+					found = true
+				}
+			}
+		}
+		if !found || r.Verdict != VerdictRebootRequired {
+			t.Errorf("%s: verdict %s, changes %+v; want RR-DATA-LAYOUT on g_config, 24 -> 28 bytes", arch, r.Verdict, r.Changes)
+		}
+	}
+}
