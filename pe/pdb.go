@@ -121,16 +121,29 @@ func (f *File) loadPDB(o *options) error {
 // tryPDB reads the PDB at path and applies it when it matches cv. It
 // reports whether the PDB was used; a mismatch is a warning, not an error.
 func (f *File) tryPDB(path string, cv DebugEntry, found string) (bool, error) {
-	st, err := os.Stat(path)
+	fh, err := os.Open(path)
 	if err != nil {
 		return false, fmt.Errorf("pdb: %w", err)
+	}
+	defer fh.Close()
+	st, err := fh.Stat()
+	if err != nil {
+		return false, fmt.Errorf("pdb: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return false, fmt.Errorf("pdb %s: not a regular file", path)
 	}
 	if st.Size() > maxFileSize {
 		return false, fmt.Errorf("pdb %s: too large (%d bytes, limit %d)", path, st.Size(), maxFileSize)
 	}
-	data, err := os.ReadFile(path)
+	// Mapped like the image: nothing parsed from the PDB aliases it, so
+	// the mapping ends here and the file never occupies the heap.
+	data, release, err := readImage(fh, st.Size())
 	if err != nil {
-		return false, fmt.Errorf("pdb: %w", err)
+		return false, fmt.Errorf("pdb %s: %w", path, err)
+	}
+	if release != nil {
+		defer release()
 	}
 	guid, age, err := pdb.ReadIdentity(data)
 	if err != nil {
