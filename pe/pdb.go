@@ -242,7 +242,7 @@ func (f *File) applyPDB(p *pdb.File, path, found string) {
 		f.pdbProcs = append(f.pdbProcs, pp)
 		info.Procs++
 	}
-	sort.Slice(f.pdbProcs, func(i, j int) bool { return f.pdbProcs[i].RVA < f.pdbProcs[j].RVA })
+	sort.SliceStable(f.pdbProcs, func(i, j int) bool { return f.pdbProcs[i].RVA < f.pdbProcs[j].RVA })
 	// Data objects, with their sizes; file-local ones of the same name in
 	// several modules qualified like procedures.
 	dcount := map[string]int{}
