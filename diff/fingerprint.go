@@ -78,10 +78,15 @@ type image struct {
 	fps   []fprint
 	index map[uint32]int // function start -> index
 	// objects are the starts of the data objects the code references and
-	// the symbols name, sorted: an object ends where the next one starts.
+	// the symbols name, and of the directories and debug data, sorted: an
+	// object ends where the next one starts.
 	objects []uint32
 	// symbols are the starts of named data objects, sorted.
 	symbols []uint32
+	// symSize holds the exact sizes of data objects whose symbol says
+	// (PDB data records): their extent, instead of the distance to the
+	// next symbol.
+	symSize map[uint32]uint32
 	// goBinary is set for images built by the Go toolchain.
 	goBinary bool
 }
@@ -114,9 +119,30 @@ func newImage(f *pe.File) *image {
 		if len(im.symbols) == 0 || im.symbols[len(im.symbols)-1] != s.RVA {
 			im.symbols = append(im.symbols, s.RVA)
 		}
+		if s.Size != 0 && s.Size > im.symSize[s.RVA] {
+			if im.symSize == nil {
+				im.symSize = map[uint32]uint32{}
+			}
+			im.symSize[s.RVA] = s.Size
+		}
 		if !seen[s.RVA] {
 			seen[s.RVA] = true
 			im.objects = append(im.objects, s.RVA)
+		}
+	}
+	// Directories and debug data (the CodeView record with the PDB's
+	// GUID, which changes with every build) end the object before them:
+	// an inferred extent must not run into them.
+	for i, d := range f.Directories {
+		if d.VirtualAddress != 0 && i != pe.IMAGE_DIRECTORY_ENTRY_SECURITY && !seen[d.VirtualAddress] && f.Section(d.VirtualAddress) != nil {
+			seen[d.VirtualAddress] = true
+			im.objects = append(im.objects, d.VirtualAddress)
+		}
+	}
+	for _, d := range f.Debug {
+		if d.RVA != 0 && !seen[d.RVA] && f.Section(d.RVA) != nil {
+			seen[d.RVA] = true
+			im.objects = append(im.objects, d.RVA)
 		}
 	}
 	sort.Slice(im.objects, func(i, j int) bool { return im.objects[i] < im.objects[j] })
@@ -433,6 +459,11 @@ func pointerRun(f *pe.File, rva uint32) int {
 // rva ends (the next data symbol), if a symbol covers it.
 func (im *image) symbolEnd(rva uint32) (uint32, bool) {
 	i := sort.Search(len(im.symbols), func(i int) bool { return im.symbols[i] > rva })
+	if i > 0 {
+		if sz, ok := im.symSize[im.symbols[i-1]]; ok && rva < im.symbols[i-1]+sz {
+			return im.symbols[i-1] + sz, true // exact, from the PDB
+		}
+	}
 	if i == 0 || i >= len(im.symbols) {
 		return 0, false
 	}
@@ -464,6 +495,9 @@ func (im *image) objectSize(rva uint32) int {
 	i := sort.Search(len(im.objects), func(i int) bool { return im.objects[i] > rva })
 	if i < len(im.objects) && int(im.objects[i]-rva) < n {
 		n = int(im.objects[i] - rva)
+	}
+	if sz, ok := im.symSize[rva]; ok && int(sz) < maxObject {
+		n = int(sz) // exact, from the PDB
 	}
 	if s := im.f.Section(rva); s != nil && int(s.End()-rva) < n {
 		n = int(s.End() - rva)
@@ -527,6 +561,9 @@ func (im *image) symbolObject(rva uint32) []byte {
 	i := sort.Search(len(im.symbols), func(i int) bool { return im.symbols[i] > rva })
 	if i < len(im.symbols) && im.symbols[i]-rva < n {
 		n = im.symbols[i] - rva
+	}
+	if sz, ok := im.symSize[rva]; ok && sz < maxSymbolObject {
+		n = sz // exact, from the PDB
 	}
 	if s := im.f.Section(rva); s != nil && s.End()-rva < n {
 		n = s.End() - rva

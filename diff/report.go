@@ -60,7 +60,10 @@ type ImageSummary struct {
 
 // Function is one function of either image.
 type Function struct {
-	Name       string  `json:"name"`
+	Name string `json:"name"`
+	// Display is the undecorated name from a PDB when it differs from
+	// Name (a decorated name): shown in text reports.
+	Display    string  `json:"display,omitempty"`
 	OldRVA     uint32  `json:"old_rva,omitempty"`
 	NewRVA     uint32  `json:"new_rva,omitempty"`
 	OldSize    uint32  `json:"old_size,omitempty"`
@@ -131,12 +134,15 @@ func (c *comparer) report() *Report {
 	})
 	for o := range old.fns {
 		fo := &old.fns[o]
-		fr := Function{Name: fo.DisplayName(), OldRVA: fo.RVA, OldSize: fo.Size, old: o, new: -1, Rules: []Rule{}}
+		fr := Function{Name: fo.DisplayName(), Display: fo.Display, OldRVA: fo.RVA, OldSize: fo.Size, old: o, new: -1, Rules: []Rule{}}
 		if n := p.o2n[o]; n >= 0 {
 			fn := &new.fns[n]
 			fr.new, fr.NewRVA, fr.NewSize, fr.Match = n, fn.RVA, fn.Size, p.how[o]
 			if fo.Name == "" && fn.Name != "" {
-				fr.Name = fn.Name
+				fr.Name, fr.Display = fn.Name, fn.Display
+			}
+			if fr.Display == "" && fn.Name == fo.Name {
+				fr.Display = fn.Display
 			}
 			fr.Similarity = 1
 			if p.how[o] == MatchSimilarity {
@@ -158,7 +164,7 @@ func (c *comparer) report() *Report {
 	for _, sp := range p.splits {
 		o, n := sp[0], sp[1]
 		fo, fn := &old.fns[o], &new.fns[n]
-		fr := Function{Name: fn.DisplayName(), OldRVA: fo.RVA, OldSize: fo.Size, NewRVA: fn.RVA, NewSize: fn.Size,
+		fr := Function{Name: fn.DisplayName(), Display: fn.Display, OldRVA: fo.RVA, OldSize: fo.Size, NewRVA: fn.RVA, NewSize: fn.Size,
 			Match: MatchName, Similarity: 1, old: o, new: n, Rules: []Rule{}, Folded: true}
 		if d := c.compare(o, n); d.changed {
 			fr.Status, fr.Reason, fr.OldOff, fr.NewOff = Changed, d.reason, d.oldOff, d.newOff
@@ -173,7 +179,7 @@ func (c *comparer) report() *Report {
 			continue
 		}
 		fn := &new.fns[n]
-		r.Functions = append(r.Functions, Function{Name: fn.DisplayName(), NewRVA: fn.RVA, NewSize: fn.Size, Status: Added, old: -1, new: n, Rules: []Rule{}})
+		r.Functions = append(r.Functions, Function{Name: fn.DisplayName(), Display: fn.Display, NewRVA: fn.RVA, NewSize: fn.Size, Status: Added, old: -1, new: n, Rules: []Rule{}})
 	}
 	sort.SliceStable(r.Functions, func(i, j int) bool {
 		a, b := &r.Functions[i], &r.Functions[j]

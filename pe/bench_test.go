@@ -1,8 +1,11 @@
 package pe
 
 import (
+	"errors"
 	"os"
 	"testing"
+
+	"github.com/hpbuild/hpbuild/internal/benchpdb"
 
 	"golang.org/x/arch/x86/x86asm"
 )
@@ -81,4 +84,34 @@ func BenchmarkDecodeFloorFile(b *testing.B) {
 		b.Fatal(err)
 	}
 	decodeFloor(b, data)
+}
+
+// BenchmarkOpenWithPDB models the generated benchmark image (26,000
+// exported functions, see internal/benchpdb) with its 30+ MB PDB and, as
+// the baseline in the same run, without it: the difference is what
+// reading the PDB and taking its extents costs the image model.
+func BenchmarkOpenWithPDB(b *testing.B) {
+	dll, pdbPath, err := benchpdb.Build()
+	if errors.Is(err, benchpdb.ErrNoToolchain) {
+		b.Skipf("no benchmark PDB: %v", err)
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		opts []Option
+	}{{"no-pdb", nil}, {"pdb", []Option{WithPDB(pdbPath)}}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			var f *File
+			for b.Loop() {
+				if f, err = Open(dll, c.opts...); err != nil {
+					b.Fatal(err)
+				}
+				f.Close()
+			}
+			b.ReportMetric(float64(len(f.Functions())), "functions")
+		})
+	}
 }

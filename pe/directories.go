@@ -42,6 +42,7 @@ type DebugEntry struct {
 	TypeName      string // "codeview", "pogo", "repro", ...
 	TimeDateStamp uint32
 	SizeOfData    uint32
+	RVA           uint32 // AddressOfRawData: where the entry's data is mapped, 0 if not mapped
 	PDBPath       string // CodeView PDB file name
 	PDBGUID       string // {XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX}, upper-case hex, zero-padded
 	PDBAge        uint32
@@ -123,13 +124,15 @@ const (
 	IMAGE_REL_BASED_DIR64    = 10
 )
 
-// Symbol is a named address: a COFF symbol or a link-map entry.
+// Symbol is a named address: a COFF symbol, a link-map entry or a PDB data
+// object or public.
 type Symbol struct {
 	Name   string
 	RVA    uint32
 	Func   bool   // a function (COFF type 0x20, or a map entry in code)
-	Static bool   // file-local (COFF storage class STATIC)
-	Source string // "coff" or "map"
+	Static bool   // file-local (COFF storage class STATIC, PDB S_LDATA32)
+	Source string // "coff", "map" or "pdb"
+	Size   uint32 // extent in bytes when the source says (PDB data objects); 0 when unknown
 }
 
 // captureLogger turns saferwall's log output into warnings.
@@ -353,6 +356,7 @@ func (f *File) parseDebug() {
 			TimeDateStamp: binary.LittleEndian.Uint32(e[4:]),
 			Type:          binary.LittleEndian.Uint32(e[12:]),
 			SizeOfData:    binary.LittleEndian.Uint32(e[16:]),
+			RVA:           binary.LittleEndian.Uint32(e[20:]),
 		}
 		de.TypeName = debugTypeNames[de.Type]
 		if de.TypeName == "" {

@@ -20,13 +20,35 @@
 // # Function table
 //
 // [File.Functions] lists every function the image model could find, with its
-// extent and the sources that found it: .pdata (chained unwind fragments are
-// merged into their parent), exports, COFF symbols, a link map, the entry
+// extent and the sources that found it: a PDB (see below), .pdata (chained
+// unwind fragments are merged into their parent), exports, COFF symbols, a
+// link map, the entry
 // point, TLS callbacks, SafeSEH handlers, the Control Flow Guard function
 // table, direct call targets (recursive descent), code addresses taken by
 // relocated pointers or RIP-relative lea, and a final sweep over code that
 // no other source reached. Extents come from .pdata when present and from
 // control flow otherwise; jump tables are recognised as data.
+//
+// # PDB symbols
+//
+// [WithPDB] and [WithPDBSearch] make the image's PDB (package
+// github.com/hpbuild/hpbuild/pdb) the strongest source. It is used only when
+// its GUID and age equal those of the image's CodeView debug record and its
+// machine and section headers equal the image's; otherwise it is refused
+// with a warning naming both GUIDs and the image is modelled without it.
+// Every S_GPROC32/S_LPROC32 (and S_THUNK32) procedure becomes a function
+// whose extent is the PDB's length, replacing the .pdata or control-flow
+// extent; S_SEPCODE blocks become chunks of their procedure; calls into a
+// procedure's interior never start a function. A function's names are its
+// export name, the decorated S_PUB32 names at its address and the
+// procedure's name (file-local procedures whose name several modules use
+// get "object!name"), in that order; [Function.Display] keeps the
+// undecorated procedure name. S_GDATA32/S_LDATA32 objects, and data publics
+// no data record describes (string literals), become [Symbol]s with their
+// size from the TPI type records (or section contributions), which the
+// diff uses as the object's exact extent. Where a PDB lacks a procedure
+// (objects built without debug information), the other sources still find
+// the code.
 //
 // # Security
 //

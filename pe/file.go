@@ -165,9 +165,10 @@ type File struct {
 	ExportName string            // DLL name recorded in the export directory
 	Imports    []Import          // regular imports first, then delay imports, in directory order
 	Relocs     []Reloc           // sorted by RVA
-	Symbols    []Symbol          // COFF symbols (and link-map symbols), sorted by RVA then name
+	Symbols    []Symbol          // COFF, link-map and PDB symbols, sorted by RVA then name
 	Unwind     []RuntimeFunction // .pdata entries, sorted by BeginAddress (x64 only)
 	EHFrame    []FDE             // DWARF .eh_frame entries, sorted by Begin (gcc x86 exception handling)
+	PDB        *PDBInfo          // the PDB the function table and symbols came from; nil when none
 
 	// Warnings lists problems that did not stop the image from being
 	// modelled but may make it less precise (a directory that failed to
@@ -183,6 +184,7 @@ type File struct {
 	data        []byte
 	release     func() error // unmaps data (Open on Unix); nil otherwise
 	warnSeen    map[string]bool
+	pdbProcs    []pdbProc // PDB procedures, sorted by RVA (empty without a PDB)
 }
 
 // Open reads and models the PE image at path. On Unix systems the file is
@@ -210,6 +212,7 @@ func Open(path string, opts ...Option) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	opts = append(opts[:len(opts):len(opts)], func(o *options) { o.imagePath = path })
 	f, err := OpenBytes(data, opts...)
 	if err != nil {
 		if release != nil {
@@ -239,8 +242,12 @@ func (f *File) Close() error {
 type Option func(*options)
 
 type options struct {
-	mapFile string
-	noFuncs bool
+	mapFile    string
+	noFuncs    bool
+	pdbPath    string   // WithPDB
+	pdbSearch  bool     // WithPDBSearch
+	symbolPath []string // WithPDBSearch: symbol store directories
+	imagePath  string   // set by Open: where to look for the PDB
 }
 
 // WithMap adds the symbols of a link map (MSVC or GNU ld format) as a
@@ -278,6 +285,9 @@ func OpenBytes(data []byte, opts ...Option) (f *File, err error) {
 			return nil, err
 		}
 		f.addMapSymbols(syms)
+	}
+	if err := f.loadPDB(&o); err != nil {
+		return nil, err
 	}
 	if !o.noFuncs {
 		f.buildFunctionTable()

@@ -28,9 +28,10 @@ const (
 	SrcCall                       // direct call target
 	SrcPointer                    // code address taken (relocated pointer, lea)
 	SrcSweep                      // code no other source reached
+	SrcPDB                        // PDB procedure (name and exact extent)
 )
 
-var sourceNames = []string{"pdata", "export", "symbol", "map", "entry", "tls", "safeseh", "cfg", "call", "pointer", "sweep"}
+var sourceNames = []string{"pdata", "export", "symbol", "map", "entry", "tls", "safeseh", "cfg", "call", "pointer", "sweep", "pdb"}
 
 // Strings returns the names of the sources in s, in a fixed order.
 func (s Source) Strings() []string {
@@ -82,6 +83,10 @@ type Function struct {
 	Size    uint32   // size of the main extent [RVA, RVA+Size)
 	Chunks  []Chunk  // further parts, sorted by RVA
 	Sources Source
+	// Display is the undecorated name the PDB gives ("geo::Box::area")
+	// when it differs from Name (then a decorated name such as
+	// "?area@Box@geo@@QEBAHXZ"); "" otherwise.
+	Display string
 
 	// Partial is set when some reachable bytes could not be decoded;
 	// PartialAt is the RVA of the first such instruction.
@@ -101,6 +106,7 @@ type Function struct {
 }
 
 // DisplayName returns Name, or "sub_<rva>" for unnamed functions.
+// Display, when set, is the readable form to show next to it.
 func (fn *Function) DisplayName() string {
 	if fn.Name != "" {
 		return fn.Name
@@ -195,7 +201,8 @@ func (f *File) mode() int {
 type startInfo struct {
 	src      Source
 	names    []string
-	pdataEnd uint32 // exact end from .pdata, 0 if unknown
+	exactEnd uint32 // exact end from the PDB or .pdata, 0 if unknown
+	display  string // undecorated name from the PDB, "" if none
 }
 
 // analysis is the result of decoding one function's reachable code.
@@ -299,6 +306,12 @@ func (b *functionBuilder) add(rva uint32, src Source, name string) *startInfo {
 
 func (b *functionBuilder) seed() {
 	f := b.f
+	// PDB separated code is a part of its procedure, whatever else says.
+	for _, p := range f.pdbProcs {
+		if p.Parent != 0 && p.Size != 0 {
+			b.fragOf[p.RVA], b.fragEnd[p.RVA] = p.Parent, p.RVA+p.Size
+		}
+	}
 	for _, rf := range f.Unwind {
 		if rf.Parent != 0 {
 			b.fragOf[rf.BeginAddress] = rf.Parent
@@ -308,7 +321,7 @@ func (b *functionBuilder) seed() {
 	for _, rf := range f.Unwind {
 		if rf.Parent == 0 {
 			if si := b.add(rf.BeginAddress, SrcPdata, ""); si != nil {
-				si.pdataEnd = rf.EndAddress
+				si.exactEnd = rf.EndAddress
 			}
 		}
 	}
@@ -321,6 +334,7 @@ func (b *functionBuilder) seed() {
 			b.add(e.RVA, SrcExport, name)
 		}
 	}
+	b.seedPDB()
 	// Symbols: .cold parts attach to their parent by name.
 	byName := map[string]uint32{}
 	for _, s := range f.Symbols {
@@ -336,8 +350,8 @@ func (b *functionBuilder) seed() {
 		}
 		if i := strings.Index(s.Name, ".cold"); i > 0 {
 			if p, ok := byName[s.Name[:i]]; ok && p != s.RVA {
-				if si := b.starts[s.RVA]; si != nil && si.pdataEnd != 0 {
-					b.fragOf[s.RVA], b.fragEnd[s.RVA] = p, si.pdataEnd
+				if si := b.starts[s.RVA]; si != nil && si.exactEnd != 0 {
+					b.fragOf[s.RVA], b.fragEnd[s.RVA] = p, si.exactEnd
 				} else {
 					b.coldOf[s.RVA] = p
 				}
@@ -345,8 +359,8 @@ func (b *functionBuilder) seed() {
 				continue
 			}
 		}
-		if !s.Func && s.Source == "coff" {
-			continue
+		if (!s.Func && s.Source == "coff") || s.Source == "pdb" {
+			continue // PDB procedures were seeded above; PDB symbols name data
 		}
 		src := SrcSymbol
 		if s.Source == "map" {
@@ -372,6 +386,33 @@ func (b *functionBuilder) seed() {
 	}
 }
 
+// seedPDB adds the PDB's procedures with their exact extents: the
+// strongest source, so the extent replaces one from .pdata. Export names
+// are seeded first and stay the functions' names (as without a PDB); the
+// decorated public names and then the procedure name follow.
+func (b *functionBuilder) seedPDB() {
+	for _, p := range b.f.pdbProcs {
+		if p.Parent != 0 {
+			continue
+		}
+		delete(b.fragOf, p.RVA)
+		delete(b.fragEnd, p.RVA)
+		si := b.add(p.RVA, SrcPDB, "")
+		if si == nil {
+			continue
+		}
+		for _, n := range p.Names {
+			b.add(p.RVA, SrcPDB, n)
+		}
+		if p.Size != 0 {
+			si.exactEnd = p.RVA + p.Size
+		}
+		if si.display == "" {
+			si.display = p.Display
+		}
+	}
+}
+
 // sortedStarts returns the known starts in order.
 func (b *functionBuilder) sortedStarts() []uint32 {
 	out := make([]uint32, 0, len(b.starts))
@@ -386,8 +427,8 @@ func (b *functionBuilder) sortedStarts() []uint32 {
 // its .pdata end, else the next known start, fragment, cold part or
 // jump table, else the end of its section.
 func (b *functionBuilder) limitFor(start uint32, next uint32) uint32 {
-	if si := b.starts[start]; si != nil && si.pdataEnd != 0 {
-		return si.pdataEnd
+	if si := b.starts[start]; si != nil && si.exactEnd != 0 {
+		return si.exactEnd
 	}
 	s := b.f.Section(start)
 	lim := s.VirtualAddress + min(s.mappedSize(), s.rawSize())
@@ -495,7 +536,7 @@ func (b *functionBuilder) staleNoReturn(a *analysis) bool {
 	}
 	for _, c := range a.calls {
 		if b.noReturn[c] && !cut[c] {
-			if si := b.starts[a.start]; si != nil && si.pdataEnd != 0 {
+			if si := b.starts[a.start]; si != nil && si.exactEnd != 0 {
 				return false // extent is exact anyway
 			}
 			return true
@@ -518,6 +559,9 @@ func (b *functionBuilder) acceptCall(from, target uint32) bool {
 	// A call into the middle of a function with an exact (.pdata) extent
 	// is not a new function (e.g. "call $+5" to get the PC).
 	if owner, ok := b.pdataOwner(target); ok && owner != target {
+		return false
+	}
+	if owner, ok := b.f.pdbOwner(target); ok && owner != target {
 		return false
 	}
 	if a := b.an[from]; a != nil && target > from && target < a.end && target != from {
@@ -908,7 +952,7 @@ func (b *functionBuilder) attachColdParts() {
 		if _, ok := b.starts[parent]; !ok || parent == c {
 			continue
 		}
-		if end := b.starts[c].pdataEnd; end != 0 {
+		if end := b.starts[c].exactEnd; end != 0 {
 			b.fragOf[c], b.fragEnd[c] = parent, end
 		} else {
 			b.coldOf[c] = parent
@@ -993,6 +1037,9 @@ func (b *functionBuilder) finish() {
 		}
 		names := append([]string(nil), si.names...)
 		fn.Name, fn.Aliases = pickName(names)
+		if si.display != "" && si.display != fn.Name {
+			fn.Display = si.display
+		}
 		if fn.Name == "" && fn.ImportThunk {
 			// "jmp [IAT slot]": name it after the import, as the
 			// import library's thunk symbol is.
@@ -1272,8 +1319,8 @@ func (b *functionBuilder) analyze(start, limit uint32) *analysis {
 	// reach, such as C++ landing pads entered by the unwinder, is decoded
 	// linearly so that its references are known too.
 	fixedEnd := uint32(0)
-	if si := b.starts[start]; si != nil && si.pdataEnd != 0 {
-		fixedEnd = si.pdataEnd
+	if si := b.starts[start]; si != nil && si.exactEnd != 0 {
+		fixedEnd = si.exactEnd
 	} else if fe, ok := b.fragEnd[start]; ok {
 		fixedEnd = fe
 	}
@@ -1337,8 +1384,8 @@ func (b *functionBuilder) analyze(start, limit uint32) *analysis {
 			end = e
 		}
 	}
-	if si := b.starts[start]; si != nil && si.pdataEnd != 0 {
-		end = si.pdataEnd
+	if si := b.starts[start]; si != nil && si.exactEnd != 0 {
+		end = si.exactEnd
 	}
 	if _, frag := b.fragEnd[start]; frag {
 		end = b.fragEnd[start]

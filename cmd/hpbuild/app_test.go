@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"io"
+	"os"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -53,14 +55,22 @@ func TestInfoOptions(t *testing.T) {
 		{"info --functions a.dll --map=a.map --format json", infoOptions{File: "a.dll", Format: "json", Functions: true, Map: "a.map"}},
 		{"info --format json -- --functions", infoOptions{File: "--functions", Format: "json"}},
 		{"info a.dll -- --functions", infoOptions{}}, // two arguments
+		{"info a.dll --functions --pdb a.pdb", infoOptions{File: "a.dll", Format: "text", Functions: true, PDBFile: "a.pdb"}},
+		{"info --no-pdb a.dll", infoOptions{File: "a.dll", Format: "text", PDB: pdbSearch{Off: true}}},
+		{"info a.dll --symbol-path s1" + string(os.PathListSeparator) + "s2", infoOptions{File: "a.dll", Format: "text", PDB: pdbSearch{SymbolPath: []string{"s1", "s2"}}}},
+		{"info --no-pdb --pdb a.pdb a.dll", infoOptions{}}, // contradiction
 	}
+	t.Setenv(symbolPathEnv, "")
 	for _, tt := range tests {
 		got, code, stderr := parseInfo(t, tt.args)
 		wantCode := exitOK
-		if tt.want == (infoOptions{}) {
+		if reflect.DeepEqual(tt.want, infoOptions{}) {
 			wantCode = exitUsage
 		}
-		if code != wantCode || got != tt.want {
+		if wantCode == exitUsage {
+			got = infoOptions{}
+		}
+		if code != wantCode || !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("hpbuild %s: exit %d, options %+v; want exit %d, options %+v\nstderr:\n%s", tt.args, code, got, wantCode, tt.want, stderr)
 		}
 	}
@@ -77,10 +87,13 @@ func TestDiffOptions(t *testing.T) {
 		{"diff a --all b --fail-on reboot-required", diffOptions{Old: "a", New: "b", Format: "text", All: true, FailOn: "reboot-required"}},
 		{"diff --fail-on=changed a b --format=json", diffOptions{Old: "a", New: "b", Format: "json", FailOn: "changed"}},
 		{"diff --fail-on= a b", diffOptions{Old: "a", New: "b", Format: "text"}},
+		{"diff a b --old-pdb a.pdb --new-pdb b.pdb", diffOptions{Old: "a", New: "b", Format: "text", OldPDB: "a.pdb", NewPDB: "b.pdb"}},
+		{"diff --no-pdb a b", diffOptions{Old: "a", New: "b", Format: "text", PDB: pdbSearch{Off: true}}},
 	}
+	t.Setenv(symbolPathEnv, "")
 	for _, tt := range tests {
 		got, code, stderr := parseDiff(t, tt.args)
-		if code != exitOK || got != tt.want {
+		if code != exitOK || !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("hpbuild %s: exit %d, options %+v; want exit 0, options %+v\nstderr:\n%s", tt.args, code, got, tt.want, stderr)
 		}
 	}

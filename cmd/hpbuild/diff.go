@@ -16,13 +16,16 @@ type diffOptions struct {
 	All      bool   // list unchanged functions too (text; JSON always lists every function)
 	FailOn   string // "", "reboot-required" or "changed": the condition that makes the exit status 3
 	Policy   string // path of a policy file, "" for none
+	OldPDB   string // --old-pdb, "" to look for it
+	NewPDB   string // --new-pdb, "" to look for it
+	PDB      pdbSearch
 }
 
 func diffCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "diff",
 		Usage:     "compare two builds of a PE image function by function",
-		UsageText: "hpbuild diff [--format text|json] [--all] [--fail-on reboot-required|changed] [--policy FILE] OLD NEW",
+		UsageText: "hpbuild diff [--format text|json] [--all] [--fail-on reboot-required|changed] [--policy FILE] [--old-pdb FILE] [--new-pdb FILE] [--symbol-path DIRS] [--no-pdb] OLD NEW",
 		Description: `Diff compares OLD and NEW by meaning, not by address: a function whose code
 only moved is unchanged. Every changed, added or removed function gets a
 verdict, hot-patchable or reboot-required, with the rules that decided it.
@@ -36,18 +39,28 @@ reboot-required (reboot-required) or differs from OLD at all (changed).
 rule id or a prefix ending in "*", ACTION ignore, warn (never blocks) or
 block (reboot-required); "#" starts a comment. See docs/rules.md.
 
+PDBs name and delimit every function exactly and pair functions by their
+decorated names: --old-pdb/--new-pdb, else the file named by each image's
+CodeView record next to it, else a symbol store from --symbol-path or
+$HPBUILD_SYMBOL_PATH. A PDB whose GUID or age does not match its image is
+refused with a warning naming both GUIDs, and the diff goes on without it.
+--no-pdb looks for none.
+
 Examples:
   hpbuild diff old/app.dll new/app.dll
   hpbuild diff --all old/app.dll new/app.dll
   hpbuild diff old/app.dll new/app.dll --format json > report.json
   hpbuild diff --fail-on reboot-required old/app.dll new/app.dll
-  hpbuild diff --policy team.policy --fail-on reboot-required old/app.dll new/app.dll`,
-		Flags: []cli.Flag{
+  hpbuild diff --policy team.policy --fail-on reboot-required old/app.dll new/app.dll
+  hpbuild diff --old-pdb old/app.pdb --new-pdb new/app.pdb old/app.dll new/app.dll`,
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "format", Value: "text", Usage: "output `FORMAT`: text or json"},
 			&cli.BoolFlag{Name: "all", Usage: "list unchanged functions too", DisableDefaultText: true},
 			&cli.StringFlag{Name: "fail-on", Usage: "exit with status 3 when `CONDITION` is met: reboot-required or changed"},
 			&cli.StringFlag{Name: "policy", Usage: "apply the rule policy in `FILE` (ignore / warn / block per rule)"},
-		},
+			&cli.StringFlag{Name: "old-pdb", Usage: "read OLD's procedures and data objects from the PDB `FILE`"},
+			&cli.StringFlag{Name: "new-pdb", Usage: "read NEW's procedures and data objects from the PDB `FILE`"},
+		}, pdbFlags()...),
 		Action: func(c *cli.Context) error {
 			opts, err := diffOptionsFrom(c)
 			if err != nil {
@@ -71,7 +84,14 @@ func diffOptionsFrom(c *cli.Context) (diffOptions, error) {
 	if err != nil {
 		return diffOptions{}, err
 	}
+	search, err := pdbSearchFrom(c, "old-pdb", "new-pdb")
+	if err != nil {
+		return diffOptions{}, err
+	}
 	return diffOptions{
+		OldPDB: c.String("old-pdb"),
+		NewPDB: c.String("new-pdb"),
+		PDB:    search,
 		Old:    c.Args().Get(0),
 		New:    c.Args().Get(1),
 		Format: format,
@@ -89,7 +109,7 @@ func runDiff(opts diffOptions, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	oldF, newF, err := openPair(opts.Old, opts.New)
+	oldF, newF, err := openPair(opts.Old, opts.New, opts.PDB.options(opts.OldPDB), opts.PDB.options(opts.NewPDB))
 	if err != nil {
 		return err
 	}

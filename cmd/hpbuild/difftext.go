@@ -109,17 +109,27 @@ func writeDiffText(w io.Writer, r *diff.Report, oldF, newF *pe.File, all bool, c
 }
 
 func describeFunction(f diff.Function) string {
+	name := textName(f.Name, f.Display)
 	switch f.Status {
 	case diff.Added:
-		return fmt.Sprintf("%s  new %#x (%d bytes)", f.Name, f.NewRVA, f.NewSize)
+		return fmt.Sprintf("%s  new %#x (%d bytes)", name, f.NewRVA, f.NewSize)
 	case diff.Removed:
-		return fmt.Sprintf("%s  old %#x (%d bytes)", f.Name, f.OldRVA, f.OldSize)
+		return fmt.Sprintf("%s  old %#x (%d bytes)", name, f.OldRVA, f.OldSize)
 	}
-	s := fmt.Sprintf("%s  %#x -> %#x  (%d -> %d bytes, matched by %s", f.Name, f.OldRVA, f.NewRVA, f.OldSize, f.NewSize, f.Match)
+	s := fmt.Sprintf("%s  %#x -> %#x  (%d -> %d bytes, matched by %s", name, f.OldRVA, f.NewRVA, f.OldSize, f.NewSize, f.Match)
 	if f.Status == diff.Changed {
 		s += fmt.Sprintf(", similarity %.2f", f.Similarity)
 	}
 	return s + ")"
+}
+
+// textName is how text output shows a function: the undecorated name a
+// PDB gives, with the decorated name the JSON report uses in brackets.
+func textName(name, display string) string {
+	if display == "" || display == name {
+		return name
+	}
+	return display + " [" + name + "]"
 }
 
 // listing is a linear disassembly of a function's main extent.

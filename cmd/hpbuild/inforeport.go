@@ -33,6 +33,7 @@ type infoReport struct {
 	LoadConfig         *infoLoadConfig `json:"load_config,omitempty"`
 	TLS                *infoTLS        `json:"tls,omitempty"`
 	Pdata              int             `json:"pdata"`
+	PDB                *infoPDB        `json:"pdb,omitempty"`
 	FunctionCount      int             `json:"function_count"`
 	Functions          []infoFunction  `json:"functions,omitempty"`
 	Warnings           []string        `json:"warnings"`
@@ -66,6 +67,16 @@ type infoDebug struct {
 	PDBAge  uint32 `json:"pdb_age,omitempty"`
 }
 
+// infoPDB says which PDB named the functions and data.
+type infoPDB struct {
+	Path  string `json:"path"`
+	GUID  string `json:"guid"`
+	Age   uint32 `json:"age"`
+	Found string `json:"found"`
+	Procs int    `json:"procedures"`
+	Data  int    `json:"data"`
+}
+
 type infoRich struct {
 	Product string `json:"product"`
 	ProdID  uint16 `json:"prod_id"`
@@ -92,6 +103,7 @@ type infoFunction struct {
 	RVA     uint32      `json:"rva"`
 	Size    uint32      `json:"size"`
 	Name    string      `json:"name"`
+	Display string      `json:"display,omitempty"`
 	Sources []string    `json:"sources"`
 	Chunks  []infoChunk `json:"chunks,omitempty"`
 	Refs    int         `json:"refs"`
@@ -112,6 +124,9 @@ func newInfoReport(f *pe.File, withFunctions bool) *infoReport {
 		Relocations: len(f.Relocs), Pdata: len(f.Unwind), FunctionCount: len(f.Functions()),
 		Sections: []infoSection{}, Exports: []infoExport{}, Imports: []infoImport{},
 		Debug: []infoDebug{}, Rich: []infoRich{}, Warnings: append([]string{}, f.Warnings...),
+	}
+	if p := f.PDB; p != nil {
+		r.PDB = &infoPDB{Path: p.Path, GUID: p.GUID, Age: p.Age, Found: p.Found, Procs: p.Procs, Data: p.Data}
 	}
 	for _, s := range f.Sections {
 		r.Sections = append(r.Sections, infoSection{s.Name, s.VirtualAddress, s.VirtualSize, s.SizeOfRawData, s.Characteristics})
@@ -150,7 +165,7 @@ func newInfoReport(f *pe.File, withFunctions bool) *infoReport {
 	if withFunctions {
 		r.Functions = []infoFunction{}
 		for _, fn := range f.Functions() {
-			jf := infoFunction{RVA: fn.RVA, Size: fn.Size, Name: fn.DisplayName(), Sources: fn.Sources.Strings(), Refs: len(fn.Refs), Partial: fn.Partial}
+			jf := infoFunction{RVA: fn.RVA, Size: fn.Size, Name: fn.DisplayName(), Display: fn.Display, Sources: fn.Sources.Strings(), Refs: len(fn.Refs), Partial: fn.Partial}
 			for _, c := range fn.Chunks {
 				jf.Chunks = append(jf.Chunks, infoChunk{c.RVA, c.Size})
 			}
@@ -166,6 +181,7 @@ func describeImage(opts infoOptions, stdout io.Writer) error {
 	if opts.Map != "" {
 		popts = append(popts, pe.WithMap(opts.Map))
 	}
+	popts = append(popts, opts.PDB.options(opts.PDBFile)...)
 	f, err := pe.Open(opts.File, popts...)
 	if err != nil {
 		return err
@@ -196,6 +212,9 @@ func (r *infoReport) writeText(w io.Writer) error {
 		if d.PDBPath != "" {
 			fmt.Fprintf(&b, "  pdb          %s %s age %d\n", d.PDBPath, d.PDBGUID, d.PDBAge)
 		}
+	}
+	if p := r.PDB; p != nil {
+		fmt.Fprintf(&b, "  pdb used     %s (%s): %d procedures, %d data objects\n", p.Path, p.Found, p.Procs, p.Data)
 	}
 	if len(r.Rich) > 0 {
 		var tools []string
@@ -247,7 +266,7 @@ func (r *infoReport) writeText(w io.Writer) error {
 			if fn.Partial {
 				extra += " partial"
 			}
-			fmt.Fprintf(tw, "  %#x\t%#x\t%s\t%s%s\n", fn.RVA, fn.Size, fn.Name, strings.Join(fn.Sources, ","), extra)
+			fmt.Fprintf(tw, "  %#x\t%#x\t%s\t%s%s\n", fn.RVA, fn.Size, textName(fn.Name, fn.Display), strings.Join(fn.Sources, ","), extra)
 		}
 		tw.Flush()
 	}

@@ -114,24 +114,26 @@ func buildCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "build",
 		Usage:     "build a signed hot-patch package bringing OLD to NEW",
-		UsageText: "hpbuild build --key KEY -o OUT.hpkg [--sequence N] [--min-sequence N] [--policy FILE] OLD NEW",
+		UsageText: "hpbuild build --key KEY -o OUT.hpkg [--sequence N] [--min-sequence N] [--policy FILE] [--old-pdb FILE] [--new-pdb FILE] [--symbol-path DIRS] [--no-pdb] OLD NEW",
 		Description: `Build diffs OLD and NEW, and when the update is hot-patchable writes a
 package signed with KEY: the new code with its fixups, trampoline sites and
 the bytes they replace, new data, the diff report, and file deltas to move
 the file on disk forward and back. A reboot-required update is refused
 with exit status 3 and the reasons; no file is written then, nor on any
-other failure.
+other failure. PDBs are found and checked as for diff.
 
 Examples:
   hpbuild build --key release.key -o fix-1.hpkg old/app.dll new/app.dll
   hpbuild build --key build.key -o fix-2.hpkg --sequence 2 --min-sequence 1 old/app.dll new/app.dll`,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "key", Usage: "sign with the private key in `FILE`"},
 			&cli.StringFlag{Name: "o", Usage: "write the package to `FILE`"},
 			&cli.Uint64Flag{Name: "sequence", Value: 1, Usage: "the package's sequence number `N`"},
 			&cli.Uint64Flag{Name: "min-sequence", Usage: "the lowest installed sequence `N` this package may replace"},
 			&cli.StringFlag{Name: "policy", Usage: "apply the rule policy in `FILE`"},
-		},
+			&cli.StringFlag{Name: "old-pdb", Usage: "read OLD's procedures and data objects from the PDB `FILE`"},
+			&cli.StringFlag{Name: "new-pdb", Usage: "read NEW's procedures and data objects from the PDB `FILE`"},
+		}, pdbFlags()...),
 		Action: func(c *cli.Context) error {
 			if err := exactArgs(c, "OLD", "NEW"); err != nil {
 				return err
@@ -150,7 +152,11 @@ Examples:
 			if err != nil {
 				return err
 			}
-			oldF, newF, err := openPair(c.Args().Get(0), c.Args().Get(1))
+			search, err := pdbSearchFrom(c, "old-pdb", "new-pdb")
+			if err != nil {
+				return err
+			}
+			oldF, newF, err := openPair(c.Args().Get(0), c.Args().Get(1), search.options(c.String("old-pdb")), search.options(c.String("new-pdb")))
 			if err != nil {
 				return err
 			}
@@ -200,16 +206,16 @@ func loadPolicy(path string) (*diff.Policy, error) {
 }
 
 // openPair models both images at once.
-func openPair(oldPath, newPath string) (*pe.File, *pe.File, error) {
+func openPair(oldPath, newPath string, oldOpts, newOpts []pe.Option) (*pe.File, *pe.File, error) {
 	var oldF, newF *pe.File
 	var oldErr, newErr error
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		newF, newErr = pe.Open(newPath)
+		newF, newErr = pe.Open(newPath, newOpts...)
 	}()
-	oldF, oldErr = pe.Open(oldPath)
+	oldF, oldErr = pe.Open(oldPath, oldOpts...)
 	wg.Wait()
 	if err := errors.Join(oldErr, newErr); err != nil {
 		for _, f := range []*pe.File{oldF, newF} {
