@@ -117,8 +117,11 @@ func setupWine(t *testing.T) *wineEnv {
 		if w.err = os.WriteFile(filepath.Join(w.dir, "other.pub"), signing.MarshalPublic(other.Public()), 0o644); w.err != nil {
 			return
 		}
-		for name, pair := range map[string]string{"live.hpkg": "live_patch", "other.hpkg": "body_change"} {
-			if w.err = buildPackage(key, pair, filepath.Join(w.dir, name)); w.err != nil {
+		for _, p := range []struct {
+			name, pair string
+			seq        uint64
+		}{{"live.hpkg", "live_patch", 1}, {"live2.hpkg", "live_patch", 2}, {"other.hpkg", "body_change", 1}} {
+			if w.err = buildPackage(key, p.pair, p.seq, filepath.Join(w.dir, p.name)); w.err != nil {
 				return
 			}
 		}
@@ -140,7 +143,7 @@ func copyFile(from, to string) error {
 	return os.WriteFile(to, b, 0o755)
 }
 
-func buildPackage(key *signing.PrivateKey, pair, out string) error {
+func buildPackage(key *signing.PrivateKey, pair string, seq uint64, out string) error {
 	dir := filepath.Join("..", "testdata", pair, "x64")
 	oldF, err := hpe.Open(filepath.Join(dir, "old.dll"))
 	if err != nil {
@@ -153,7 +156,7 @@ func buildPackage(key *signing.PrivateKey, pair, out string) error {
 	}
 	defer newF.Close()
 	r := diff.Compare(oldF, newF)
-	p, err := assemble.BuildSigned(oldF, newF, r, assemble.Options{Sequence: 1, Tool: "hpbuild test"}, key)
+	p, err := assemble.BuildSigned(oldF, newF, r, assemble.Options{Sequence: seq, Tool: "hpbuild test"}, key)
 	if err != nil {
 		return err
 	}
@@ -328,7 +331,7 @@ func TestWineApplyRollback(t *testing.T) {
 			t.Fatalf("the host's .text hash %s before apply is not the file's %s", before.text, want)
 		}
 	}
-	code, out := w.hpbuild(t, "apply", "--pub", "k.pub", "--pid", strconv.Itoa(h.pid), "live.hpkg")
+	code, out := w.hpbuild(t, "apply", "--pub", "k.pub", "--pid", strconv.Itoa(h.pid), "live2.hpkg")
 	if code != 0 {
 		t.Fatalf("apply: exit %d\n%s", code, out)
 	}
@@ -343,15 +346,18 @@ func TestWineApplyRollback(t *testing.T) {
 		t.Errorf("the module's code did not change on apply")
 	}
 	code, out = w.hpbuild(t, "status", "--pid", strconv.Itoa(h.pid))
-	if code != 0 || !regexp.MustCompile(`(?m)^old\.dll at 0x[0-9a-f]+: sequence 1 \(package [0-9a-f]{16}\), 5 sites`).MatchString(out) {
+	if code != 0 || !regexp.MustCompile(`(?m)^old\.dll at 0x[0-9a-f]+: sequence 2 \(package [0-9a-f]{16}\), 5 sites`).MatchString(out) {
 		t.Errorf("status after apply: exit %d\n%s", code, out)
 	}
 	// The same package again, and an older one, are refused.
-	if code, out = w.hpbuild(t, "apply", "--pub", "k.pub", "--pid", strconv.Itoa(h.pid), "live.hpkg"); code == 0 || !strings.Contains(out, "already applied") {
+	if code, out = w.hpbuild(t, "apply", "--pub", "k.pub", "--pid", strconv.Itoa(h.pid), "live2.hpkg"); code == 0 || !strings.Contains(out, "already applied") {
 		t.Errorf("applying twice: exit %d\n%s", code, out)
 	}
+	if code, out = w.hpbuild(t, "apply", "--pub", "k.pub", "--pid", strconv.Itoa(h.pid), "live.hpkg"); code == 0 || !strings.Contains(out, "package sequence 1 is not newer than sequence 2") {
+		t.Errorf("applying an older sequence: exit %d\n%s", code, out)
+	}
 
-	code, out = w.hpbuild(t, "rollback", "--pub", "k.pub", "--pid", strconv.Itoa(h.pid), "live.hpkg")
+	code, out = w.hpbuild(t, "rollback", "--pub", "k.pub", "--pid", strconv.Itoa(h.pid), "live2.hpkg")
 	if code != 0 {
 		t.Fatalf("rollback: exit %d\n%s", code, out)
 	}
@@ -367,7 +373,7 @@ func TestWineApplyRollback(t *testing.T) {
 		t.Errorf("status after rollback (the patch area must be gone): exit %d\n%s", code, out)
 	}
 	// Rolling back what is not applied is refused.
-	if code, out = w.hpbuild(t, "rollback", "--pub", "k.pub", "--pid", strconv.Itoa(h.pid), "live.hpkg"); code == 0 || !strings.Contains(out, "not applied") {
+	if code, out = w.hpbuild(t, "rollback", "--pub", "k.pub", "--pid", strconv.Itoa(h.pid), "live2.hpkg"); code == 0 || !strings.Contains(out, "not applied") {
 		t.Errorf("second rollback: exit %d\n%s", code, out)
 	}
 }
