@@ -65,6 +65,7 @@ Examples:
 			applyCommand(),
 			rollbackCommand(),
 			statusCommand(),
+			bundleCommand(),
 			keygenCommand(),
 			helpCommand(),
 		},
@@ -127,8 +128,14 @@ func helpCommand() *cli.Command {
 				return cli.ShowAppHelp(c)
 			case 1:
 				name := c.Args().First()
-				if c.App.Command(name) == nil {
+				cmd := c.App.Command(name)
+				if cmd == nil {
 					return unknownCommand(c, name)
+				}
+				if len(cmd.Subcommands) > 0 {
+					// urfave/cli shows such a command's subcommands and
+					// flags only through its own --help.
+					return c.App.RunContext(c.Context, []string{c.App.Name, name, "--help"})
 				}
 				return cli.ShowCommandHelp(c, name)
 			default:

@@ -92,7 +92,14 @@ func reorderLevel(out []string, flags []cli.Flag, cmds []*cli.Command, args []st
 			out = append(out, flagArgs...)
 			out = append(out, arg)
 			if cmd := findCommand(cmds, arg); cmd != nil {
-				return reorderLevel(out, cmd.Flags, cmd.Subcommands, args[i+1:])
+				rest := args[i+1:]
+				if cmd.Action != nil && len(cmd.Subcommands) > 0 && (len(rest) == 0 || findCommand(cmd.Subcommands, firstPositional(rest)) == nil) {
+					// A command with subcommands that also takes
+					// arguments itself (bundle OLD NEW, bundle merge ...):
+					// without a subcommand its arguments are positional.
+					return reorderLevel(out, cmd.Flags, nil, rest)
+				}
+				return reorderLevel(out, cmd.Flags, cmd.Subcommands, rest)
 			}
 			// An unknown command: leave the rest alone, parsing reports it.
 			return append(out, args[i+1:]...)
@@ -126,4 +133,15 @@ func findCommand(cmds []*cli.Command, name string) *cli.Command {
 		}
 	}
 	return nil
+}
+
+// firstPositional returns the first argument that is not a flag (flag
+// values are not told apart here: subcommand names never look like them).
+func firstPositional(args []string) string {
+	for _, a := range args {
+		if !isFlagArg(a) {
+			return a
+		}
+	}
+	return ""
 }
