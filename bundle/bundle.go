@@ -143,13 +143,13 @@ func Run(oldDir, newDir, out string, o Options) (*Index, error) {
 			for i := range jobs {
 				p := paths[i]
 				e, err := one(oldDir, newDir, out, p, oldFiles[p], newFiles[p], o, func(e Entry, r *diff.Report, oldF, newF *pe.File) error {
+					if o.Report == nil {
+						return nil
+					}
 					mu.Lock()
 					defer mu.Unlock()
 					for next != i {
 						turn.Wait()
-					}
-					if o.Report == nil {
-						return nil
 					}
 					return o.Report(e, r, oldF, newF)
 				})
@@ -170,7 +170,24 @@ func Run(oldDir, newDir, out string, o Options) (*Index, error) {
 			}
 		}()
 	}
-	for i := range paths {
+	order := make([]int, len(paths))
+	for i := range order {
+		order[i] = i
+	}
+	if o.Report == nil {
+		// Largest pairs first, so that the last job to finish is short
+		// (reports need path order, and keep it).
+		size := make([]int64, len(paths))
+		for i, p := range paths {
+			for _, f := range []string{oldFiles[p], newFiles[p]} {
+				if st, err := os.Stat(f); f != "" && err == nil {
+					size[i] += st.Size()
+				}
+			}
+		}
+		sort.SliceStable(order, func(a, b int) bool { return size[order[a]] > size[order[b]] })
+	}
+	for _, i := range order {
 		jobs <- i
 	}
 	close(jobs)

@@ -66,6 +66,8 @@ Examples:
 			rollbackCommand(),
 			statusCommand(),
 			bundleCommand(),
+			completionCommand(),
+			manCommand(),
 			keygenCommand(),
 			helpCommand(),
 		},
