@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/hpbuild/hpbuild/diff"
+	"github.com/hpbuild/hpbuild/report"
 	"github.com/urfave/cli/v2"
 )
 
@@ -123,7 +124,7 @@ func runDiff(opts diffOptions, stdout io.Writer) error {
 		if err := enc.Encode(r); err != nil {
 			return err
 		}
-	} else if err := writeDiffText(stdout, r, oldF, newF, opts.All, useColor(stdout)); err != nil {
+	} else if err := report.WriteText(stdout, r, oldF, newF, report.TextOptions{All: opts.All, Color: useColor(stdout)}); err != nil {
 		return err
 	}
 	switch {
