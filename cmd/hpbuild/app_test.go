@@ -123,7 +123,7 @@ func TestRunErrors(t *testing.T) {
 		{"diff a.dll", exitUsage, `^hpbuild: error: missing NEW argument\nhpbuild: hint: run 'hpbuild diff --help'\n\z`},
 		{"diff a b c", exitUsage, `^hpbuild: error: unexpected argument "c"\n`},
 		{"diff a b --fail-on always", exitUsage, `^hpbuild: error: invalid value "always" for --fail-on\nhpbuild: hint: --fail-on takes reboot-required or changed\n\z`},
-		{"diff a b --format html", exitUsage, `^hpbuild: error: invalid value "html" for --format\n`},
+		{"diff a b --format pdf", exitUsage, `^hpbuild: error: invalid value "pdf" for --format\n`},
 		{"help bogus", exitUsage, `^hpbuild: error: unknown command "bogus"\n`},
 		{"help info diff", exitUsage, `^hpbuild: error: unexpected argument "diff"\n`},
 	}

@@ -4,15 +4,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"path/filepath"
 
 	"github.com/hpbuild/hpbuild/diff"
+	"github.com/hpbuild/hpbuild/report"
 	"github.com/urfave/cli/v2"
 )
 
 // diffOptions is what 'hpbuild diff' was asked to do, validated.
 type diffOptions struct {
 	Old, New string // the two builds of the image
-	Format   string // "text" or "json"
+	Format   string // "text", "json", "markdown" or "html"
 	All      bool   // list unchanged functions too (text; JSON always lists every function)
 	FailOn   string // "", "reboot-required" or "changed": the condition that makes the exit status 3
 	Policy   string // path of a policy file, "" for none
@@ -25,12 +27,14 @@ func diffCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "diff",
 		Usage:     "compare two builds of a PE image function by function",
-		UsageText: "hpbuild diff [--format text|json] [--all] [--fail-on reboot-required|changed] [--policy FILE] [--old-pdb FILE] [--new-pdb FILE] [--symbol-path DIRS] [--no-pdb] OLD NEW",
+		UsageText: "hpbuild diff [--format text|json|markdown|html] [--all] [--fail-on reboot-required|changed] [--policy FILE] [--old-pdb FILE] [--new-pdb FILE] [--symbol-path DIRS] [--no-pdb] OLD NEW",
 		Description: `Diff compares OLD and NEW by meaning, not by address: a function whose code
 only moved is unchanged. Every changed, added or removed function gets a
 verdict, hot-patchable or reboot-required, with the rules that decided it.
 With --format json, stdout carries one JSON object (schema hpbuild.diff/v1)
-and diagnostics go to stderr.
+and diagnostics go to stderr. --format markdown writes a summary for a CI
+job page or a pull-request comment; --format html one self-contained page
+with the changed functions' old and new code side by side.
 
 --fail-on makes the exit status 3, after the full report, when NEW is
 reboot-required (reboot-required) or differs from OLD at all (changed).
@@ -50,11 +54,13 @@ Examples:
   hpbuild diff old/app.dll new/app.dll
   hpbuild diff --all old/app.dll new/app.dll
   hpbuild diff old/app.dll new/app.dll --format json > report.json
+  hpbuild diff --format markdown old/app.dll new/app.dll >> "$GITHUB_STEP_SUMMARY"
+  hpbuild diff --format html old/app.dll new/app.dll > report.html
   hpbuild diff --fail-on reboot-required old/app.dll new/app.dll
   hpbuild diff --policy team.policy --fail-on reboot-required old/app.dll new/app.dll
   hpbuild diff --old-pdb old/app.pdb --new-pdb new/app.pdb old/app.dll new/app.dll`,
 		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "format", Value: "text", Usage: "output `FORMAT`: text or json"},
+			&cli.StringFlag{Name: "format", Value: "text", Usage: "output `FORMAT`: text, json, markdown or html"},
 			&cli.BoolFlag{Name: "all", Usage: "list unchanged functions too", DisableDefaultText: true},
 			&cli.StringFlag{Name: "fail-on", Usage: "exit with status 3 when `CONDITION` is met: reboot-required or changed"},
 			&cli.StringFlag{Name: "policy", Usage: "apply the rule policy in `FILE` (ignore / warn / block per rule)"},
@@ -76,7 +82,7 @@ func diffOptionsFrom(c *cli.Context) (diffOptions, error) {
 	if err := exactArgs(c, "OLD", "NEW"); err != nil {
 		return diffOptions{}, err
 	}
-	format, err := oneOf(c, "format", false, "text", "json")
+	format, err := oneOf(c, "format", false, "text", "json", "markdown", "html")
 	if err != nil {
 		return diffOptions{}, err
 	}
@@ -117,14 +123,29 @@ func runDiff(opts diffOptions, stdout io.Writer) error {
 	defer newF.Close()
 	r := diff.Compare(oldF, newF)
 	r.ApplyPolicy(policy)
-	if opts.Format == "json" {
+	switch opts.Format {
+	case "json":
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(r); err != nil {
 			return err
 		}
-	} else if err := writeDiffText(stdout, r, oldF, newF, opts.All, useColor(stdout)); err != nil {
-		return err
+	case "markdown", "html":
+		title := fmt.Sprintf("hpbuild diff %s %s", opts.Old, opts.New)
+		w := report.NewMarkdown(stdout, title)
+		if opts.Format == "html" {
+			w = report.NewHTML(stdout, title)
+		}
+		if err := w.Add(report.Binary{Path: filepath.Base(opts.New), Report: r, Old: oldF, New: newF}); err != nil {
+			return err
+		}
+		if err := w.Close(); err != nil {
+			return err
+		}
+	default:
+		if err := report.WriteText(stdout, r, oldF, newF, report.TextOptions{All: opts.All, Color: useColor(stdout)}); err != nil {
+			return err
+		}
 	}
 	switch {
 	case opts.FailOn == "reboot-required" && r.Verdict == diff.VerdictRebootRequired:

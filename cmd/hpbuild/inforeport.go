@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/hpbuild/hpbuild/pe"
+	"github.com/hpbuild/hpbuild/report"
 )
 
 // infoReport is what 'hpbuild info' prints, as text or as JSON.
@@ -266,7 +267,7 @@ func (r *infoReport) writeText(w io.Writer) error {
 			if fn.Partial {
 				extra += " partial"
 			}
-			fmt.Fprintf(tw, "  %#x\t%#x\t%s\t%s%s\n", fn.RVA, fn.Size, textName(fn.Name, fn.Display), strings.Join(fn.Sources, ","), extra)
+			fmt.Fprintf(tw, "  %#x\t%#x\t%s\t%s%s\n", fn.RVA, fn.Size, report.DisplayName(fn.Name, fn.Display), strings.Join(fn.Sources, ","), extra)
 		}
 		tw.Flush()
 	}
