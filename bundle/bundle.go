@@ -90,8 +90,10 @@ type Options struct {
 	// Progress, when set, is called after each binary (from one goroutine
 	// at a time).
 	Progress func(done, total int, path string)
-	// Report, when set, is called with every compared binary in path order
-	// while its images are open (for reports that show code).
+	// Report, when set, is called with every binary while its images are
+	// open (for reports that show code), from several goroutines at once
+	// and in no particular order; r, oldF and newF are nil for a binary
+	// that was not compared.
 	Report func(e Entry, r *diff.Report, oldF, newF *pe.File) error
 }
 
@@ -125,43 +127,23 @@ func Run(oldDir, newDir, out string, o Options) (*Index, error) {
 		return nil, err
 	}
 	entries := make([]Entry, len(paths))
-	finished := make([]bool, len(paths))
 	jobs := make(chan int)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var firstErr error
 	done := 0
-	// Reports are made in path order: a binary waits for its turn with
-	// its images open, so at most Jobs pairs are open at once, and the
-	// lowest unfinished path is always being worked on.
-	turn := sync.NewCond(&mu)
-	next := 0
 	for range o.Jobs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range jobs {
 				p := paths[i]
-				e, err := one(oldDir, newDir, out, p, oldFiles[p], newFiles[p], o, func(e Entry, r *diff.Report, oldF, newF *pe.File) error {
-					if o.Report == nil {
-						return nil
-					}
-					mu.Lock()
-					defer mu.Unlock()
-					for next != i {
-						turn.Wait()
-					}
-					return o.Report(e, r, oldF, newF)
-				})
+				e, err := one(oldDir, newDir, out, p, oldFiles[p], newFiles[p], o)
 				mu.Lock()
 				if err != nil && firstErr == nil {
 					firstErr = fmt.Errorf("%s: %w", p, err)
 				}
-				entries[i], finished[i] = e, true
-				for next < len(paths) && finished[next] {
-					next++
-				}
-				turn.Broadcast()
+				entries[i] = e
 				done++
 				if o.Progress != nil {
 					o.Progress(done, len(paths), p)
@@ -174,9 +156,8 @@ func Run(oldDir, newDir, out string, o Options) (*Index, error) {
 	for i := range order {
 		order[i] = i
 	}
-	if o.Report == nil {
-		// Largest pairs first, so that the last job to finish is short
-		// (reports need path order, and keep it).
+	{
+		// Largest pairs first, so that the last job to finish is short.
 		size := make([]int64, len(paths))
 		for i, p := range paths {
 			for _, f := range []string{oldFiles[p], newFiles[p]} {
@@ -308,7 +289,13 @@ func machine(f *pe.File) string {
 }
 
 // one compares one path of the trees.
-func one(oldDir, newDir, out, rel, oldPath, newPath string, o Options, report func(Entry, *diff.Report, *pe.File, *pe.File) error) (Entry, error) {
+func one(oldDir, newDir, out, rel, oldPath, newPath string, o Options) (Entry, error) {
+	report := func(e Entry, r *diff.Report, oldF, newF *pe.File) error {
+		if o.Report == nil {
+			return nil
+		}
+		return o.Report(e, r, oldF, newF)
+	}
 	e := Entry{Path: rel, Rules: []string{}}
 	var err error
 	if oldPath != "" {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,9 @@ import (
 	"strings"
 
 	"github.com/hpbuild/hpbuild/bundle"
+	"github.com/hpbuild/hpbuild/diff"
+	"github.com/hpbuild/hpbuild/pe"
+	"github.com/hpbuild/hpbuild/report"
 	"github.com/hpbuild/hpbuild/signing"
 	"github.com/urfave/cli/v2"
 )
@@ -47,6 +51,7 @@ Examples:
 			&cli.Uint64Flag{Name: "sequence", Value: 1, Usage: "sequence number `N` of the packages"},
 			&cli.StringFlag{Name: "fail-on", Usage: "exit 3 when `CONDITION` holds: reboot-required"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar"},
+			&cli.StringFlag{Name: "html", Usage: "also write an HTML report with side-by-side disassembly to `FILE` (outside OUT)"},
 		},
 		Subcommands: []*cli.Command{bundleMergeCommand()},
 		Action: func(c *cli.Context) error {
@@ -79,10 +84,26 @@ Examples:
 			bar := newProgress(c.App.ErrWriter, c.Bool("quiet"))
 			opts.Progress = bar.update
 			out := c.String("o")
+			var html bytes.Buffer
+			var hw report.Writer
+			if c.String("html") != "" {
+				hw = report.NewHTML(&html, fmt.Sprintf("hpbuild bundle %s %s", c.Args().Get(0), c.Args().Get(1)))
+				opts.Report = func(e bundle.Entry, r *diff.Report, oldF, newF *pe.File) error {
+					return hw.Add(report.Binary{Path: e.Path, Verdict: e.Verdict, Note: e.Reason, Package: e.Package, Report: r, Old: oldF, New: newF})
+				}
+			}
 			ix, err := bundle.Run(c.Args().Get(0), c.Args().Get(1), out, opts)
 			bar.finish()
 			if err != nil {
 				return err
+			}
+			if hw != nil {
+				if err := hw.Close(); err != nil {
+					return err
+				}
+				if err := writeFileAtomic(c.String("html"), html.Bytes(), 0o644); err != nil {
+					return err
+				}
 			}
 			return finishBundle(c.App.Writer, out, ix, failOn)
 		},
@@ -150,9 +171,11 @@ func parseShard(s string) (int, int, error) {
 
 // finishBundle writes the summary and prints the counts.
 func finishBundle(w io.Writer, out string, ix *bundle.Index, failOn string) error {
-	var b strings.Builder
-	writeBundleSummary(&b, ix)
-	if err := writeFileAtomic(filepath.Join(out, "summary.md"), []byte(b.String()), 0o644); err != nil {
+	var b bytes.Buffer
+	if err := writeBundleSummary(&b, ix); err != nil {
+		return err
+	}
+	if err := writeFileAtomic(filepath.Join(out, "summary.md"), b.Bytes(), 0o644); err != nil {
 		return err
 	}
 	var parts []string
@@ -168,26 +191,24 @@ func finishBundle(w io.Writer, out string, ix *bundle.Index, failOn string) erro
 	return nil
 }
 
-// writeBundleSummary is the Markdown summary of a bundle.
-func writeBundleSummary(b *strings.Builder, ix *bundle.Index) {
-	b.WriteString("# hpbuild bundle\n\n| verdict | binaries |\n| --- | --- |\n")
-	for _, v := range bundle.Verdicts {
-		fmt.Fprintf(b, "| %s | %d |\n", v, ix.Summary[v])
-	}
-	b.WriteString("\n| path | verdict | functions changed/added/removed | package | why |\n| --- | --- | --- | --- | --- |\n")
+// writeBundleSummary is the Markdown summary of a bundle, made from the
+// index alone, so that a merge of shards writes the same one.
+func writeBundleSummary(w io.Writer, ix *bundle.Index) error {
+	md := report.NewMarkdown(w, "hpbuild bundle")
 	for _, e := range ix.Binaries {
-		why := e.Reason
-		if len(e.Rules) > 0 && e.Verdict == bundle.RebootRequired {
-			why = strings.Join(e.Rules, ", ")
+		note := e.Reason
+		if len(e.Rules) > 0 {
+			note = strings.TrimSuffix("rules "+strings.Join(e.Rules, ", ")+"; "+note, "; ")
 		}
-		fmt.Fprintf(b, "| %s | %s | %d/%d/%d | %s | %s |\n", mdCell(e.Path), e.Verdict, e.Changed, e.Added, e.Removed, mdCell(e.Package), mdCell(why))
+		if e.Verdict == bundle.Hotpatchable || e.Verdict == bundle.RebootRequired || e.Verdict == bundle.Identical {
+			note = fmt.Sprintf("%d changed, %d added, %d removed functions; %s", e.Changed, e.Added, e.Removed, note)
+			note = strings.TrimSuffix(note, "; ")
+		}
+		if err := md.Add(report.Binary{Path: e.Path, Verdict: e.Verdict, Note: note, Package: e.Package}); err != nil {
+			return err
+		}
 	}
-}
-
-// mdCell escapes text for a Markdown table cell.
-func mdCell(s string) string {
-	r := strings.NewReplacer("|", `\|`, "\n", " ", "\r", " ", "<", "&lt;", ">", "&gt;", "`", "\\`", "*", `\*`, "_", `\_`, "[", `\[`, "]", `\]`)
-	return r.Replace(s)
+	return md.Close()
 }
 
 // progress is a one-line progress bar on a terminal.
