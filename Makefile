@@ -8,7 +8,7 @@ FUZZTIME ?= 5s
 # them (the same default as fetch.sh).
 CORPUS_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/hpbuild-corpus
 
-.PHONY: all build test fuzz bench testdata lint corpus corpus-test clean bench-go bench-corpus bench-packages
+.PHONY: all build test fuzz bench testdata lint corpus corpus-test clean bench-go bench-corpus bench-packages bench-bundle
 
 all: build
 
@@ -33,7 +33,7 @@ fuzz:
 		$(GO) test -run='^$$' -fuzz="^$$name$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZTIME) $$pkg; \
 	done
 
-bench: bench-go bench-corpus bench-packages
+bench: bench-go bench-corpus bench-packages bench-bundle
 
 bench-go:
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
@@ -60,3 +60,7 @@ bench-corpus:
 
 bench-packages:
 	scripts/bench-packages.sh
+
+# hpbuild bundle over all the real pairs as one tree (needs make corpus, GNU time).
+bench-bundle:
+	scripts/bench-bundle.sh
