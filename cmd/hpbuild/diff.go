@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 
@@ -98,9 +97,7 @@ func runDiff(opts diffOptions, stdout io.Writer) error {
 	r := diff.Compare(oldF, newF)
 	r.ApplyPolicy(policy)
 	if opts.Format == "json" {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(r); err != nil {
+		if err := r.WriteJSON(stdout); err != nil {
 			return err
 		}
 	} else if err := writeDiffText(stdout, r, oldF, newF, opts.All, useColor(stdout)); err != nil {
