@@ -400,7 +400,8 @@ func (c *comparer) sameCodeRVA(o, n uint32) bool {
 	if !ok1 || !ok2 {
 		return false
 	}
-	oi, ni := c.old.index[of.RVA], c.new.index[nf.RVA]
+	oi, _ := c.old.index(of.RVA)
+	ni, _ := c.new.index(nf.RVA)
 	if c.p.o2n[oi] != ni {
 		return false
 	}
@@ -425,8 +426,8 @@ func pointerTarget(f *pe.File, at uint32, w int) uint32 {
 // correspond reports whether an old and a new RVA name corresponding
 // things: paired functions, the same import, or data the code agrees on.
 func (c *comparer) correspond(o, n uint32) bool {
-	if oi, ok := c.old.index[o]; ok {
-		ni, ok := c.new.index[n]
+	if oi, ok := c.old.index(o); ok {
+		ni, ok := c.new.index(n)
 		return ok && c.p.o2n[oi] == ni
 	}
 	if os, ok := c.old.f.ImportAt(o); ok {

@@ -121,8 +121,8 @@ func byName(old, new *image, p *pairing) {
 // TLS callbacks by position when both images have the same number.
 func byRole(old, new *image, p *pairing) {
 	pairAt := func(o, n uint32) {
-		oi, ok1 := old.index[o]
-		ni, ok2 := new.index[n]
+		oi, ok1 := old.index(o)
+		ni, ok2 := new.index(n)
 		if ok1 && ok2 {
 			p.pair(oi, ni, MatchName)
 		}
@@ -186,18 +186,19 @@ func byCallgraph(old, new *image, p *pairing) int {
 		oc, nc := old.fps[o].calls, new.fps[n].calls
 		if len(oc) == len(nc) {
 			for k := range oc {
-				if p.o2n[oc[k]] < 0 && p.n2o[nc[k]] < 0 && sizeClose(old, oc[k], new, nc[k]) {
-					if p.pair(oc[k], nc[k], MatchCallgraph) {
+				oi, ni := int(oc[k]), int(nc[k])
+				if p.o2n[oi] < 0 && p.n2o[ni] < 0 && sizeClose(old, oi, new, ni) {
+					if p.pair(oi, ni, MatchCallgraph) {
 						added++
 					}
 				}
 				// The same old callee at this call site is already paired
 				// with another new function, and the new callee is unpaired
 				// and alike: a folded body that the new build split.
-				if on := p.o2n[oc[k]]; on >= 0 && on != nc[k] && p.n2o[nc[k]] < 0 && repeated(oc, oc[k]) &&
-					similarity(old, oc[k], new, nc[k]) >= 0.5 {
-					p.n2o[nc[k]] = oc[k]
-					p.splits = append(p.splits, [2]int{oc[k], nc[k]})
+				if on := p.o2n[oi]; on >= 0 && on != ni && p.n2o[ni] < 0 && repeated(oc, oc[k]) &&
+					similarity(old, oi, new, ni) >= 0.5 {
+					p.n2o[ni] = oi
+					p.splits = append(p.splits, [2]int{oi, ni})
 					added++
 				}
 			}
@@ -215,7 +216,7 @@ func byCallgraph(old, new *image, p *pairing) int {
 }
 
 // repeated reports whether x occurs more than once in calls.
-func repeated(calls []int, x int) bool {
+func repeated(calls []int32, x int32) bool {
 	n := 0
 	for _, c := range calls {
 		if c == x {
@@ -235,7 +236,7 @@ func sizeClose(old *image, o int, new *image, n int) bool {
 
 const maxLCS = 256
 
-func lcsPairs(old *image, oc []int, new *image, nc []int) [][2]int {
+func lcsPairs(old *image, oc []int32, new *image, nc []int32) [][2]int {
 	if len(oc) > maxLCS || len(nc) > maxLCS {
 		return nil
 	}
@@ -257,7 +258,7 @@ func lcsPairs(old *image, oc []int, new *image, nc []int) [][2]int {
 	for i, j := 0, 0; i < len(oc) && j < len(nc); {
 		switch {
 		case eq(i, j):
-			out = append(out, [2]int{oc[i], nc[j]})
+			out = append(out, [2]int{int(oc[i]), int(nc[j])})
 			i, j = i+1, j+1
 		case dp[i+1][j] >= dp[i][j+1]:
 			i++

@@ -561,12 +561,12 @@ func (pl *planner) carry(rva uint32, name string, ro bool) *PlanData {
 // pointerTarget resolves a relocated pointer inside carried data.
 func (pl *planner) pointerTarget(fx *Fixup, tgt uint32) {
 	c := pl.c
-	if j, ok := c.new.index[tgt]; ok {
+	if j, ok := c.new.index(tgt); ok {
 		pl.codeTarget(fx, &tok{tk: tokFunc, fn: int32(j), target: tgt})
 		return
 	}
 	if t := c.new.f.Resolve(tgt); t.Kind == pe.TargetCode && t.Function != nil {
-		j := c.new.index[t.Function.RVA]
+		j, _ := c.new.index(t.Function.RVA)
 		pl.codeTarget(fx, &tok{tk: tokCode, fn: int32(j), target: tgt})
 		return
 	}

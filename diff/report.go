@@ -123,6 +123,17 @@ func (c *comparer) report() *Report {
 	old, new, p := c.old, c.new, c.p
 	r := &Report{Schema: Schema, Old: summary(old.f), New: summary(new.f), Counts: map[Status]int{},
 		Changes: []Change{}, Warnings: []string{}}
+	// Every old function, every split and every added function, once:
+	// sized up front (a big image's list is tens of megabytes).
+	added := 0
+	for n := range new.fns {
+		if p.n2o[n] < 0 {
+			added++
+		}
+	}
+	if total := len(old.fns) + len(p.splits) + added; total > 0 {
+		r.Functions = make([]Function, 0, total)
+	}
 	diffs := make([]funcDiff, len(old.fns))
 	parallel(len(old.fns), func(o int) {
 		if n := p.o2n[o]; n >= 0 {

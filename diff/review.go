@@ -67,10 +67,10 @@ func review(r *Report, c *comparer, carried *Plan) {
 func (c *comparer) inlining(fr *Function) (Rule, bool) {
 	oldCalls, newCalls := map[int]bool{}, map[int]bool{}
 	for _, k := range c.old.fps[fr.old].calls {
-		oldCalls[k] = true
+		oldCalls[int(k)] = true
 	}
 	for _, k := range c.new.fps[fr.new].calls {
-		newCalls[k] = true
+		newCalls[int(k)] = true
 	}
 	var gone, came []string
 	for _, k := range slices.Sorted(maps.Keys(oldCalls)) {

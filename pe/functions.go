@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/hpbuild/hpbuild/disasm"
 	"github.com/hpbuild/hpbuild/internal/par"
@@ -153,6 +154,13 @@ func (f *File) FunctionAt(rva uint32) (*Function, bool) {
 	return &f.functions[i], true
 }
 
+// FunctionIndex returns the index in Functions of the function starting
+// at rva.
+func (f *File) FunctionIndex(rva uint32) (int, bool) {
+	i, ok := f.funcIndex[rva]
+	return i, ok
+}
+
 // FunctionContaining returns the function whose main extent or chunks
 // contain rva.
 func (f *File) FunctionContaining(rva uint32) (*Function, bool) {
@@ -198,23 +206,80 @@ type startInfo struct {
 	pdataEnd uint32 // exact end from .pdata, 0 if unknown
 }
 
-// analysis is the result of decoding one function's reachable code.
+// analysis is the result of decoding one function's reachable code. A big
+// image has about a hundred thousand of them alive until the function table
+// is built, so the struct is kept small and its lists are exactly sized
+// (analyze fills them in pooled scratch space, then copies them out).
 type analysis struct {
 	start, end uint32
 	limit      uint32 // the bound this analysis was computed with
+	partialAt  uint32
+	insts      int32
+	blocks     int32
+	partial    bool
+	odd        bool // decoded an instruction compiled code does not contain
+	returns    bool
+	thunk      bool
 	calls      []uint32
 	pointers   []uint32
 	outside    []uint32 // jump targets outside [start, limit) that are not calls
+	callsNoRet []uint32 // call sites whose fall-through was cut (callee does not return)
 	refs       []Ref
 	tables     []JumpTable
-	partial    bool
-	partialAt  uint32
-	odd        bool // decoded an instruction compiled code does not contain
-	returns    bool
-	insts      int
-	blocks     int
-	thunk      bool
-	callsNoRet []uint32 // call sites whose fall-through was cut (callee does not return)
+}
+
+// analyzeScratch is the working space of one analyze call, reused through
+// scratchPool: the growing lists and the per-byte bit sets.
+type analyzeScratch struct {
+	calls, pointers, outside, callsNoRet []uint32
+	refs                                 []Ref
+	bits                                 []uint64
+	work                                 []uint32
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(analyzeScratch) }}
+
+// begin points a's lists at the scratch space.
+func (sc *analyzeScratch) begin(a *analysis) {
+	a.calls, a.pointers, a.outside, a.callsNoRet = sc.calls[:0], sc.pointers[:0], sc.outside[:0], sc.callsNoRet[:0]
+	a.refs = sc.refs[:0]
+}
+
+// end takes back the (possibly grown) scratch lists and gives a exact-size
+// copies: the four address lists share one allocation.
+func (sc *analyzeScratch) end(a *analysis) {
+	sc.calls, sc.pointers, sc.outside, sc.callsNoRet = a.calls[:0], a.pointers[:0], a.outside[:0], a.callsNoRet[:0]
+	sc.refs = a.refs[:0]
+	if n := len(a.calls) + len(a.pointers) + len(a.outside) + len(a.callsNoRet); n > 0 {
+		all := make([]uint32, 0, n)
+		cut := func(l []uint32) []uint32 {
+			if len(l) == 0 {
+				return nil
+			}
+			i := len(all)
+			all = append(all, l...)
+			return all[i:len(all):len(all)]
+		}
+		a.calls, a.pointers, a.outside, a.callsNoRet = cut(a.calls), cut(a.pointers), cut(a.outside), cut(a.callsNoRet)
+	} else {
+		a.calls, a.pointers, a.outside, a.callsNoRet = nil, nil, nil, nil
+	}
+	if len(a.refs) > 0 {
+		a.refs = append(make([]Ref, 0, len(a.refs)), a.refs...)
+	} else {
+		a.refs = nil
+	}
+}
+
+// bitsets returns three cleared bit sets of n bits each from the scratch.
+func (sc *analyzeScratch) bitsets(n uint32) (x, y, z []uint64) {
+	w := int(n+63) / 64
+	if cap(sc.bits) < 3*w {
+		sc.bits = make([]uint64, 3*w)
+	}
+	bits := sc.bits[:3*w]
+	clear(bits)
+	return bits[:w:w], bits[w : 2*w : 2*w], bits[2*w:]
 }
 
 // functionBuilder holds discovery state.
@@ -985,8 +1050,8 @@ func (b *functionBuilder) finish() {
 			Partial:     a.partial,
 			PartialAt:   a.partialAt,
 			Returns:     a.returns,
-			Insts:       a.insts,
-			Blocks:      a.blocks,
+			Insts:       int(a.insts),
+			Blocks:      int(a.blocks),
 			Refs:        a.refs,
 			JumpTables:  a.tables,
 			ImportThunk: a.thunk,
@@ -1026,8 +1091,8 @@ func (b *functionBuilder) finish() {
 		a := b.analyze(part, end)
 		fn.Refs = append(fn.Refs, a.refs...)
 		fn.JumpTables = append(fn.JumpTables, a.tables...)
-		fn.Insts += a.insts
-		fn.Blocks += a.blocks
+		fn.Insts += int(a.insts)
+		fn.Blocks += int(a.blocks)
 		fn.Partial = fn.Partial || a.partial
 	}
 	frags := make([]uint32, 0, len(b.fragOf))
@@ -1059,24 +1124,16 @@ func (b *functionBuilder) finish() {
 		fn := &f.functions[i]
 		sort.Slice(fn.Chunks, func(a, c int) bool { return fn.Chunks[a].RVA < fn.Chunks[c].RVA })
 		slices.SortFunc(fn.Refs, func(a, c Ref) int { return cmp.Compare(a.At, c.At) })
+		n := len(fn.Refs)
 		fn.Refs = dedupRefs(fn.Refs)
-	}
-	packRefs(f.functions)
-}
-
-// packRefs moves every function's references into one array of exactly
-// the right size: the per-function slices grew by appending and carry
-// spare capacity, which on a big image is tens of megabytes.
-func packRefs(fns []Function) {
-	total := 0
-	for i := range fns {
-		total += len(fns[i].Refs)
-	}
-	all := make([]Ref, 0, total)
-	for i := range fns {
-		start := len(all)
-		all = append(all, fns[i].Refs...)
-		fns[i].Refs = all[start:len(all):len(all)]
+		if len(fn.Chunks) > 0 || len(fn.Refs) < n {
+			// Grown by the chunks' references, or shortened: exact size
+			// again (analyze returns exactly sized lists).
+			fn.Refs = slices.Clone(fn.Refs)
+		}
+		if fn.Refs == nil {
+			fn.Refs = []Ref{}
+		}
 	}
 }
 
@@ -1110,7 +1167,6 @@ const maxFunctionSize = 1 << 22 // 4 MiB of code for one function at most
 
 // analyze decodes the code reachable from start without passing limit.
 func (b *functionBuilder) analyze(start, limit uint32) *analysis {
-	f := b.f
 	a := &analysis{start: start, end: start, limit: limit}
 	if limit <= start {
 		a.returns = true
@@ -1119,18 +1175,31 @@ func (b *functionBuilder) analyze(start, limit uint32) *analysis {
 	if limit-start > maxFunctionSize {
 		limit = start + maxFunctionSize
 	}
-	code := f.Bytes(start, int(limit-start))
-	n := uint32(len(code))
-	if n == 0 {
+	code := b.f.Bytes(start, int(limit-start))
+	if len(code) == 0 {
 		a.partial = true
 		return a
 	}
-	seen := make([]uint64, (n+63)/64)
-	covered := make([]uint64, (n+63)/64) // bytes inside an instruction, after its first
-	leader := make([]uint64, (n+63)/64)
+	sc := scratchPool.Get().(*analyzeScratch)
+	sc.begin(a)
+	b.decodeFunction(a, code, sc)
+	sc.end(a)
+	scratchPool.Put(sc)
+	return a
+}
+
+// decodeFunction is analyze's decoding of code, the bytes from a.start on.
+func (b *functionBuilder) decodeFunction(a *analysis, code []byte, sc *analyzeScratch) {
+	f := b.f
+	start := a.start
+	n := uint32(len(code))
+	// seen: instruction starts; covered: bytes inside an instruction,
+	// after its first; leader: basic-block leaders.
+	seen, covered, leader := sc.bitsets(n)
 	isSet := func(bs []uint64, i uint32) bool { return bs[i/64]&(1<<(i%64)) != 0 }
 	set := func(bs []uint64, i uint32) { bs[i/64] |= 1 << (i % 64) }
-	var work []uint32
+	work := sc.work[:0]
+	defer func() { sc.work = work[:0] }()
 	push := func(rva uint32) {
 		if rva >= start && rva < start+n {
 			set(leader, rva-start)
@@ -1346,7 +1415,6 @@ func (b *functionBuilder) analyze(start, limit uint32) *analysis {
 	a.end = end
 	// Relocated fields the decoder did not report (data inside the code).
 	a.refs = b.relocRefs(a.refs, start, end)
-	return a
 }
 
 // importSlotOf returns the IAT slot an indirect call or jump goes through.
