@@ -286,10 +286,10 @@ func entryOnlyFunctions(im *image) map[int]bool {
 				continue
 			}
 			seen[i] = true
-			for _, k := range im.fps[i].calls {
+			for _, k := range im.fps[i].calls() {
 				stack = append(stack, int(k))
 			}
-			for _, k := range im.fps[i].jumps {
+			for _, k := range im.fps[i].jumps() {
 				stack = append(stack, int(k))
 			}
 		}

@@ -38,7 +38,7 @@ type funcDiff struct {
 // masked bytes and references at the same places, of the same kinds.
 func (c *comparer) sameLayout(o, n int) bool {
 	a, b := &c.old.fps[o], &c.new.fps[n]
-	if a.size != b.size || len(a.toks) != len(b.toks) || len(a.tables) != len(b.tables) {
+	if a.size != b.size || len(a.toks) != len(b.toks) || len(a.tables()) != len(b.tables()) {
 		return false
 	}
 	for i := range a.toks {
@@ -149,11 +149,11 @@ func (c *comparer) compare(o, n int) funcDiff {
 			return funcDiff{changed: true, reason: why, oldOff: x.off, newOff: y.off}
 		}
 	}
-	if len(a.tables) != len(b.tables) {
+	if len(a.tables()) != len(b.tables()) {
 		return funcDiff{changed: true, reason: "jump tables differ"}
 	}
-	for i := range a.tables {
-		if !equalU32(a.tables[i], b.tables[i]) {
+	for i := range a.tables() {
+		if !equalU32(a.tables()[i], b.tables()[i]) {
 			return funcDiff{changed: true, reason: fmt.Sprintf("jump table %d has other targets", i)}
 		}
 	}

@@ -3,7 +3,6 @@ package diff
 import (
 	"maps"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 )
@@ -143,32 +142,61 @@ func byRole(old, new *image, p *pairing) {
 // compiler-generated helpers) pairs in address order, which a layout
 // shift preserves.
 func byHash(old, new *image, p *pairing) int {
-	groups := func(im *image, partner []int) map[uint64][]int {
-		m := map[uint64][]int{}
+	// The unpaired functions of each side sorted by (fingerprint, index):
+	// a group of equal fingerprints is a run, its members in address order.
+	type member struct {
+		shape uint64
+		idx   int32
+	}
+	groups := func(im *image, partner []int) []member {
+		n := 0
 		for i := range im.fps {
 			if partner[i] < 0 {
-				m[im.fps[i].shape] = append(m[im.fps[i].shape], i)
+				n++
 			}
 		}
-		return m
+		ms := make([]member, 0, n)
+		for i := range im.fps {
+			if partner[i] < 0 {
+				ms = append(ms, member{im.fps[i].shape, int32(i)})
+			}
+		}
+		slices.SortFunc(ms, func(a, b member) int {
+			if a.shape != b.shape {
+				return cmpU64(a.shape, b.shape)
+			}
+			return int(a.idx - b.idx)
+		})
+		return ms
+	}
+	run := func(ms []member, i int) int {
+		j := i
+		for j < len(ms) && ms[j].shape == ms[i].shape {
+			j++
+		}
+		return j
 	}
 	og, ng := groups(old, p.o2n), groups(new, p.n2o)
-	keys := make([]uint64, 0, len(og))
-	for k := range og {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool { return og[keys[i]][0] < og[keys[j]][0] })
 	added := 0
-	for _, k := range keys {
-		os, ns := og[k], ng[k]
-		if len(os) == 0 || len(os) != len(ns) {
-			continue
+	// Every function is in one group and is unpaired: the groups pair
+	// independently of each other.
+	for i, j := 0, 0; i < len(og); {
+		ie := run(og, i)
+		for j < len(ng) && ng[j].shape < og[i].shape {
+			j++
 		}
-		for i := range os { // indexes are in address order
-			if p.pair(os[i], ns[i], MatchHash) {
-				added++
+		je := j
+		if j < len(ng) && ng[j].shape == og[i].shape {
+			je = run(ng, j)
+		}
+		if ie-i == je-j {
+			for k := 0; k < ie-i; k++ { // indexes are in address order
+				if p.pair(int(og[i+k].idx), int(ng[j+k].idx), MatchHash) {
+					added++
+				}
 			}
 		}
+		i, j = ie, je
 	}
 	return added
 }
@@ -183,7 +211,7 @@ func byCallgraph(old, new *image, p *pairing) int {
 		if n < 0 {
 			continue
 		}
-		oc, nc := old.fps[o].calls, new.fps[n].calls
+		oc, nc := old.fps[o].calls(), new.fps[n].calls()
 		if len(oc) == len(nc) {
 			for k := range oc {
 				oi, ni := int(oc[k]), int(nc[k])
@@ -241,16 +269,15 @@ func lcsPairs(old *image, oc []int32, new *image, nc []int32) [][2]int {
 		return nil
 	}
 	eq := func(i, j int) bool { return old.fps[oc[i]].shape == new.fps[nc[j]].shape }
-	dp := make([][]int, len(oc)+1)
-	for i := range dp {
-		dp[i] = make([]int, len(nc)+1)
-	}
+	// dp[i*w+j] is the LCS length of oc[i:] and nc[j:], in one flat table.
+	w := len(nc) + 1
+	dp := make([]int16, (len(oc)+1)*w)
 	for i := len(oc) - 1; i >= 0; i-- {
 		for j := len(nc) - 1; j >= 0; j-- {
 			if eq(i, j) {
-				dp[i][j] = dp[i+1][j+1] + 1
+				dp[i*w+j] = dp[(i+1)*w+j+1] + 1
 			} else {
-				dp[i][j] = max(dp[i+1][j], dp[i][j+1])
+				dp[i*w+j] = max(dp[(i+1)*w+j], dp[i*w+j+1])
 			}
 		}
 	}
@@ -260,7 +287,7 @@ func lcsPairs(old *image, oc []int32, new *image, nc []int32) [][2]int {
 		case eq(i, j):
 			out = append(out, [2]int{int(oc[i]), int(nc[j])})
 			i, j = i+1, j+1
-		case dp[i+1][j] >= dp[i][j+1]:
+		case dp[(i+1)*w+j] >= dp[i*w+j+1]:
 			i++
 		default:
 			j++
@@ -365,9 +392,9 @@ func bySimilarity(old, new *image, p *pairing) {
 		return int(a.n - b.n)
 	}
 	// Only the best few candidates per function can win the greedy
-	// pairing below: each old function gets a fixed slot of them.
-	cands := make([]cand, len(olds)*keepPerFunction)
-	found := make([]uint8, len(olds))
+	// pairing below: each old function keeps at most keepPerFunction of
+	// them, exactly sized (most have far fewer).
+	kept := make([][]cand, len(olds))
 	type scratch struct {
 		seen  []int32  // stamp per new function: already in nears
 		nears []uint64 // size distance << 32 | index in news
@@ -414,13 +441,19 @@ func bySimilarity(old, new *image, p *pairing) {
 		}
 		sc.cs = cs
 		slices.SortFunc(cs, order)
-		found[i] = uint8(copy(cands[i*keepPerFunction:(i+1)*keepPerFunction], cs))
+		if len(cs) > 0 {
+			kept[i] = slices.Clone(cs[:min(len(cs), keepPerFunction)])
+		}
 	})
-	w := 0
-	for i, k := range found {
-		w += copy(cands[w:], cands[i*keepPerFunction:i*keepPerFunction+int(k)])
+	total := 0
+	for _, k := range kept {
+		total += len(k)
 	}
-	cands = cands[:w]
+	cands := make([]cand, 0, total)
+	for i, k := range kept {
+		cands = append(cands, k...)
+		kept[i] = nil
+	}
 	slices.SortFunc(cands, order)
 	for _, c := range cands {
 		if p.pair(int(c.o), int(c.n), MatchSimilarity) {

@@ -62,13 +62,31 @@ func (im *image) tokName(t *tok) string {
 // in-code jump tables zeroed) is not kept: image.masked rebuilds it from the
 // image bytes when a comparison needs it, which costs a copy but keeps a big
 // image's code out of the heap.
+//
+// A big image has about a hundred thousand, so the struct is kept to 72
+// bytes: the call and jump lists share one slice, and the rare jump tables
+// sit behind a pointer.
 type fprint struct {
-	size   uint32 // code-space size: main extent, then chunks
+	shape  uint64 // hash of masked bytes and the layout-independent part of the tokens
 	toks   []tok
-	tables [][]uint32 // jump tables as code-space offsets of their targets
-	shape  uint64     // hash of masked bytes and the layout-independent part of the tokens
-	calls  []int32    // indexes of called functions, in code order
-	jumps  []int32    // indexes of functions tail-jumped to
+	links  []int32     // indexes of called functions in code order, then of functions tail-jumped to
+	tabs   *[][]uint32 // jump tables as code-space offsets of their targets; nil when none
+	size   uint32      // code-space size: main extent, then chunks
+	nCalls uint32      // calls in links
+}
+
+// calls returns the indexes of the functions called, in code order.
+func (fp *fprint) calls() []int32 { return fp.links[:fp.nCalls:fp.nCalls] }
+
+// jumps returns the indexes of the functions tail-jumped to.
+func (fp *fprint) jumps() []int32 { return fp.links[fp.nCalls:] }
+
+// tables returns the jump tables as code-space offsets of their targets.
+func (fp *fprint) tables() [][]uint32 {
+	if fp.tabs == nil {
+		return nil
+	}
+	return *fp.tabs
 }
 
 // image is one side of the comparison.
@@ -227,21 +245,20 @@ func (im *image) fingerprint(i int) fprint {
 	fp.toks = slices.Clone(toks)
 	if len(calls)+len(jumps) > 0 {
 		// Exactly sized, in one allocation.
-		links := append(append(make([]int32, 0, len(calls)+len(jumps)), calls...), jumps...)
-		if len(calls) > 0 {
-			fp.calls = links[:len(calls):len(calls)]
-		}
-		if len(jumps) > 0 {
-			fp.jumps = links[len(calls):]
-		}
+		fp.links = append(append(make([]int32, 0, len(calls)+len(jumps)), calls...), jumps...)
+		fp.nCalls = uint32(len(calls))
 	}
+	var tables [][]uint32
 	for _, jt := range fn.JumpTables {
 		var offs []uint32
 		for _, tgt := range jt.Targets {
 			o, _, _ := cs.offset(tgt)
 			offs = append(offs, o)
 		}
-		fp.tables = append(fp.tables, offs)
+		tables = append(tables, offs)
+	}
+	if tables != nil {
+		fp.tabs = &tables
 	}
 	maskTables(fn, &cs, masked)
 	h.Write(masked)
@@ -264,7 +281,7 @@ func (im *image) fingerprint(i int) fprint {
 			h.Write(im.roHashContent(t.target, t.access))
 		}
 	}
-	for _, tb := range fp.tables {
+	for _, tb := range tables {
 		for _, o := range tb {
 			binary.LittleEndian.PutUint32(scratch[:4], o)
 			h.Write(scratch[:4])

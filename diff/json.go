@@ -38,18 +38,17 @@ func (r *Report) WriteJSON(w io.Writer) error {
 		bw.WriteString("[]")
 	default:
 		bw.WriteString("[\n")
+		// One encoder for every entry: it reuses its buffers.
 		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetIndent("    ", "  ")
 		for k := range r.Functions {
-			b, err := json.Marshal(&r.Functions[k])
-			if err != nil {
-				return fmt.Errorf("encoding function %s: %w", r.Functions[k].Name, err)
-			}
 			buf.Reset()
-			if err := json.Indent(&buf, b, "    ", "  "); err != nil {
+			if err := enc.Encode(&r.Functions[k]); err != nil {
 				return fmt.Errorf("encoding function %s: %w", r.Functions[k].Name, err)
 			}
 			bw.WriteString("    ")
-			bw.Write(buf.Bytes())
+			bw.Write(bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
 			if k < len(r.Functions)-1 {
 				bw.WriteByte(',')
 			}

@@ -235,7 +235,7 @@ func (pl *planner) tables(n int) []PlanTable {
 	var out []PlanTable
 	for k, jt := range fn.JumpTables {
 		_, _, in := cs.offset(jt.RVA)
-		out = append(out, PlanTable{NewRVA: jt.RVA, InCode: in, Kind: jt.Kind, Entry: jt.Entry, Targets: c.new.fps[n].tables[k]})
+		out = append(out, PlanTable{NewRVA: jt.RVA, InCode: in, Kind: jt.Kind, Entry: jt.Entry, Targets: c.new.fps[n].tables()[k]})
 		if !in && !pl.record { // reported once, by the comparison's pass
 			pl.tableRules = append(pl.tableRules, Change{Kind: KindData, Name: fmt.Sprintf("%s jump table %d", fn.DisplayName(), k),
 				Rules: []Rule{{ID: "HP-NEW-CONST", Message: fmt.Sprintf("jump table %d of %s (%d entries, at %s in the new build) is rebuilt for the new code; the patch carries it", k, fn.DisplayName(), len(jt.Targets), c.new.f.Resolve(jt.RVA))}}})

@@ -624,14 +624,21 @@ func (b *functionBuilder) analyzeAll(todo []uint32, bounds []uint32) []*analysis
 func (b *functionBuilder) addPointers() bool {
 	f := b.f
 	var cands []uint32
-	refAt := map[uint32]bool{}
+	// The fields of decoded instructions, sorted (a map of a big image's
+	// million fields would be several times larger).
+	n := 0
+	for _, a := range b.an {
+		n += len(a.refs)
+	}
+	refAt := make([]uint32, 0, n)
 	for _, a := range b.an {
 		for _, r := range a.refs {
-			refAt[r.At] = true
+			refAt = append(refAt, r.At)
 		}
 	}
+	slices.Sort(refAt)
 	for _, r := range f.Relocs {
-		if refAt[r.RVA] {
+		if _, found := slices.BinarySearch(refAt, r.RVA); found {
 			continue // a field of a decoded instruction
 		}
 		var v uint64
