@@ -235,6 +235,8 @@ type analyzeScratch struct {
 	refs                                 []Ref
 	bits                                 []uint64
 	work                                 []uint32
+	lens                                 []uint8 // instruction lengths by offset
+	rips                                 []Ref   // prescanStops' sorted RIP-relative references
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(analyzeScratch) }}
@@ -269,6 +271,15 @@ func (sc *analyzeScratch) end(a *analysis) {
 	} else {
 		a.refs = nil
 	}
+}
+
+// lengths returns a byte per offset of n bytes from the scratch, not
+// cleared: only the entries written in this analysis are read.
+func (sc *analyzeScratch) lengths(n uint32) []uint8 {
+	if uint32(cap(sc.lens)) < n {
+		sc.lens = make([]uint8, n)
+	}
+	return sc.lens[:n]
 }
 
 // bitsets returns three cleared bit sets of n bits each from the scratch.
@@ -1219,6 +1230,12 @@ func (b *functionBuilder) decodeFunction(a *analysis, code []byte, sc *analyzeSc
 	var pending []tableCandidate
 	var extra []uint32
 	prescanned := false
+	// ilen is the length of each instruction the descent decoded, by
+	// offset (valid where seen is set), for prescanStops; overlap is set
+	// when two of them overlap (then prescanStops decodes everything
+	// itself).
+	ilen := sc.lengths(n)
+	overlap := false
 	end := start
 	for {
 		for len(work) > 0 {
@@ -1247,7 +1264,11 @@ func (b *functionBuilder) decodeFunction(a *analysis, code []byte, sc *analyzeSc
 					break
 				}
 				set(seen, off)
+				ilen[off] = uint8(in.Len)
 				for k := off + 1; k < off+uint32(in.Len); k++ {
+					if isSet(seen, k) {
+						overlap = true
+					}
 					set(covered, k)
 				}
 				if unlikelyInCode(&in) {
@@ -1321,7 +1342,11 @@ func (b *functionBuilder) decodeFunction(a *analysis, code []byte, sc *analyzeSc
 		stops := b.tableStops(a, pending)
 		if !prescanned {
 			prescanned = true
-			extra = b.prescanStops(start, start+n)
+			if overlap {
+				extra = b.prescanStops(start, code, nil, nil, nil, sc)
+			} else {
+				extra = b.prescanStops(start, code, seen, ilen, a.refs, sc)
+			}
 		}
 		stops = mergeSorted(stops, extra)
 		for _, c := range pending {
@@ -1740,21 +1765,49 @@ func (b *functionBuilder) tableStops(a *analysis, pending []tableCandidate) []ui
 	return stops
 }
 
-// prescanStops decodes [start, limit) linearly and returns every
-// RIP-relative target in it, sorted: the addresses of the tables and other
-// objects the function uses, including those in code the descent has not
-// reached yet.
-func (b *functionBuilder) prescanStops(start, limit uint32) []uint32 {
+// prescanStops decodes code (the bytes from start on) linearly and returns
+// every RIP-relative target in it, sorted: the addresses of the tables and
+// other objects the function uses, including those in code the descent has
+// not reached yet.
+//
+// The descent has decoded much of the code already: where the linear walk
+// reaches an instruction it decoded (seen, by offset, with its length in
+// ilen; nil for none, and the instructions must not overlap), the walk
+// takes the length from ilen and the targets from the descent's
+// RIP-relative references (refs) instead of decoding it again. The result
+// is the same.
+func (b *functionBuilder) prescanStops(start uint32, code []byte, seen []uint64, ilen []uint8, refs []Ref, sc *analyzeScratch) []uint32 {
 	if !b.f.Is64 {
 		return nil
 	}
-	code := b.f.Bytes(start, int(limit-start))
+	rips := sc.rips[:0]
+	if seen != nil {
+		for _, r := range refs {
+			if r.Kind == RefRIP {
+				rips = append(rips, r)
+			}
+		}
+		slices.SortFunc(rips, func(x, y Ref) int { return cmp.Compare(x.At, y.At) })
+	}
+	sc.rips = rips[:0]
 	var out []uint32
-	pc := start
-	for len(code) > 0 {
-		in, err := disasm.Decode(code, uint64(pc), 64)
+	k := 0
+	for off := 0; off < len(code); {
+		pc := start + uint32(off)
+		if seen != nil && seen[off/64]&(1<<(off%64)) != 0 {
+			end := pc + uint32(ilen[off])
+			for k < len(rips) && rips[k].At < pc {
+				k++
+			}
+			for ; k < len(rips) && rips[k].At < end; k++ {
+				out = append(out, rips[k].Target)
+			}
+			off += int(ilen[off])
+			continue
+		}
+		in, err := disasm.Decode(code[off:], uint64(pc), 64)
 		if err != nil {
-			code, pc = code[1:], pc+1
+			off++
 			continue
 		}
 		for _, r := range in.RefList() {
@@ -1762,7 +1815,7 @@ func (b *functionBuilder) prescanStops(start, limit uint32) []uint32 {
 				out = append(out, uint32(r.Target))
 			}
 		}
-		code, pc = code[in.Len:], pc+uint32(in.Len)
+		off += in.Len
 	}
 	slices.Sort(out)
 	return out
