@@ -255,7 +255,12 @@ func repeated(calls []int32, x int32) bool {
 }
 
 func sizeClose(old *image, o int, new *image, n int) bool {
-	a, b := old.fns[o].Size, new.fns[n].Size
+	return sizesClose(old.fns[o].Size, new.fns[n].Size)
+}
+
+// sizesClose reports whether two function sizes are within a factor of
+// about two of each other.
+func sizesClose(a, b uint32) bool {
 	if a > b {
 		a, b = b, a
 	}
@@ -345,21 +350,29 @@ func bySimilarity(old, new *image, p *pairing) {
 		}
 		return int(a.idx) - int(b.idx)
 	})
+	// The distinct band keys and where each one's run starts in bands.
+	var keys []uint64
+	var runs []int32
+	for i := range bands {
+		if i == 0 || bands[i].key != bands[i-1].key {
+			keys = append(keys, bands[i].key)
+			runs = append(runs, int32(i))
+		}
+	}
+	runs = append(runs, int32(len(bands)))
 	// members returns the new functions sharing band key k, or nil when
 	// there are more than maxBandMembers: such a band says nothing.
 	members := func(k uint64) []entry {
-		lo, found := slices.BinarySearchFunc(bands, k, func(e entry, k uint64) int { return cmpU64(e.key, k) })
-		if !found {
+		i, found := slices.BinarySearch(keys, k)
+		if !found || runs[i+1]-runs[i] > maxBandMembers {
 			return nil
 		}
-		hi := lo
-		for hi < len(bands) && bands[hi].key == k {
-			if hi-lo == maxBandMembers {
-				return nil
-			}
-			hi++
-		}
-		return bands[lo:hi]
+		return bands[runs[i]:runs[i+1]]
+	}
+	// The sizes of the unpaired new functions, close together.
+	nsize := make([]uint32, len(news))
+	for j, n := range news {
+		nsize[j] = new.fns[n].Size
 	}
 	// cand is kept to 16 bytes: a big image has millions.
 	type cand struct {
@@ -422,8 +435,8 @@ func bySimilarity(old, new *image, p *pairing) {
 						continue
 					}
 					sc.seen[m.idx] = stamp
-					if sizeClose(old, o, new, news[m.idx]) {
-						d := uint64(abs64(int64(new.fns[news[m.idx]].Size) - sz))
+					if ns := nsize[m.idx]; sizesClose(uint32(sz), ns) {
+						d := uint64(abs64(int64(ns) - sz))
 						nears = append(nears, d<<32|uint64(m.idx))
 					}
 				}
