@@ -2,6 +2,7 @@ package diff
 
 import (
 	"maps"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -344,7 +345,7 @@ func bySimilarity(old, new *image, p *pairing) {
 			}
 		}
 	}
-	slices.SortFunc(bands, func(a, b entry) int {
+	sortParallel(bands, func(a, b entry) int {
 		if a.key != b.key {
 			return cmpU64(a.key, b.key)
 		}
@@ -442,7 +443,11 @@ func bySimilarity(old, new *image, p *pairing) {
 				}
 			}
 		}
-		slices.Sort(nears)
+		if len(nears) > maxCandidates {
+			// Only the nearest maxCandidates are scored; their order
+			// does not matter (cs is ordered below).
+			slices.Sort(nears)
+		}
 		sc.nears = nears
 		cs := sc.cs[:0]
 		for _, key := range nears[:min(len(nears), maxCandidates)] {
@@ -453,7 +458,11 @@ func bySimilarity(old, new *image, p *pairing) {
 			}
 		}
 		sc.cs = cs
-		slices.SortFunc(cs, order)
+		if len(cs) > keepPerFunction {
+			// Keep the best; their order does not matter (cands is
+			// ordered below).
+			slices.SortFunc(cs, order)
+		}
 		if len(cs) > 0 {
 			kept[i] = slices.Clone(cs[:min(len(cs), keepPerFunction)])
 		}
@@ -467,12 +476,49 @@ func bySimilarity(old, new *image, p *pairing) {
 		cands = append(cands, k...)
 		kept[i] = nil
 	}
-	slices.SortFunc(cands, order)
+	sortParallel(cands, order)
 	for _, c := range cands {
 		if p.pair(int(c.o), int(c.n), MatchSimilarity) {
 			p.sim[c.o] = round3(float64(c.score))
 		}
 	}
+}
+
+// sortParallel sorts s by cmp in place, using two cores: one partition
+// step around a pivot (the median of three elements), then each side is
+// sorted on its own core. Every element of the first side orders before
+// every element of the second, so the result is that of one sort.
+func sortParallel[T any](s []T, cmp func(a, b T) int) {
+	if len(s) < 1<<14 || runtime.GOMAXPROCS(0) < 2 {
+		slices.SortFunc(s, cmp)
+		return
+	}
+	x, y, z := s[0], s[len(s)/2], s[len(s)-1]
+	if cmp(y, x) < 0 {
+		x, y = y, x
+	}
+	if cmp(z, y) < 0 {
+		y = z
+		if cmp(y, x) < 0 {
+			y = x
+		}
+	}
+	pivot := y
+	i := 0
+	for j := range s {
+		if cmp(s[j], pivot) < 0 {
+			s[i], s[j] = s[j], s[i]
+			i++
+		}
+	}
+	a, b := s[:i], s[i:]
+	done := make(chan struct{})
+	go func() {
+		slices.SortFunc(a, cmp)
+		close(done)
+	}()
+	slices.SortFunc(b, cmp)
+	<-done
 }
 
 func cmpU64(a, b uint64) int {

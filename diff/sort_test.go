@@ -43,3 +43,31 @@ func TestSortFunctionsIsStableSort(t *testing.T) {
 		}
 	}
 }
+
+// TestSortParallelIsSort checks the two-core sort against slices.SortFunc,
+// with many equal keys (as similarity scores have).
+func TestSortParallelIsSort(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	type pair struct{ k, i int }
+	cmp := func(a, b pair) int {
+		if a.k != b.k {
+			return a.k - b.k
+		}
+		return a.i - b.i
+	}
+	for _, n := range []int{0, 1, 100, 1 << 14, 100000} {
+		for _, keys := range []int{1, 3, 1000} {
+			s := make([]pair, n)
+			for i := range s {
+				s[i] = pair{rng.IntN(keys), i}
+			}
+			rng.Shuffle(n, func(i, j int) { s[i], s[j] = s[j], s[i] })
+			want := slices.Clone(s)
+			slices.SortFunc(want, cmp)
+			sortParallel(s, cmp)
+			if !slices.Equal(s, want) {
+				t.Fatalf("n=%d keys=%d: sortParallel differs from slices.SortFunc", n, keys)
+			}
+		}
+	}
+}
