@@ -251,7 +251,7 @@ func exportChanges(o, n *pe.File, c *comparer) []Change {
 		if _, still := nm[k]; still || e.RVA == 0 {
 			continue
 		}
-		if oi, ok := c.old.index[e.RVA]; ok {
+		if oi, ok := c.old.index(e.RVA); ok {
 			if ni := c.p.o2n[oi]; ni >= 0 {
 				for k2, e2 := range nm {
 					if _, was := om[k2]; !was && e2.RVA == c.new.fns[ni].RVA {

@@ -286,24 +286,28 @@ func entryOnlyFunctions(im *image) map[int]bool {
 				continue
 			}
 			seen[i] = true
-			stack = append(stack, im.fps[i].calls...)
-			stack = append(stack, im.fps[i].jumps...)
+			for _, k := range im.fps[i].calls() {
+				stack = append(stack, int(k))
+			}
+			for _, k := range im.fps[i].jumps() {
+				stack = append(stack, int(k))
+			}
 		}
 		return seen
 	}
 	var entry, other []int
-	if i, ok := im.index[im.f.EntryPoint]; ok {
+	if i, ok := im.index(im.f.EntryPoint); ok {
 		entry = append(entry, i)
 	}
 	if t := im.f.TLS; t != nil {
 		for _, cb := range t.Callbacks {
-			if i, ok := im.index[cb]; ok {
+			if i, ok := im.index(cb); ok {
 				entry = append(entry, i)
 			}
 		}
 	}
 	for _, e := range im.f.Exports {
-		if i, ok := im.index[e.RVA]; ok {
+		if i, ok := im.index(e.RVA); ok {
 			other = append(other, i)
 		}
 	}

@@ -38,7 +38,7 @@ type funcDiff struct {
 // masked bytes and references at the same places, of the same kinds.
 func (c *comparer) sameLayout(o, n int) bool {
 	a, b := &c.old.fps[o], &c.new.fps[n]
-	if a.size != b.size || len(a.toks) != len(b.toks) || len(a.tables) != len(b.tables) {
+	if a.size != b.size || len(a.toks) != len(b.toks) || len(a.tables()) != len(b.tables()) {
 		return false
 	}
 	for i := range a.toks {
@@ -149,11 +149,11 @@ func (c *comparer) compare(o, n int) funcDiff {
 			return funcDiff{changed: true, reason: why, oldOff: x.off, newOff: y.off}
 		}
 	}
-	if len(a.tables) != len(b.tables) {
+	if len(a.tables()) != len(b.tables()) {
 		return funcDiff{changed: true, reason: "jump tables differ"}
 	}
-	for i := range a.tables {
-		if !equalU32(a.tables[i], b.tables[i]) {
+	for i := range a.tables() {
+		if !equalU32(a.tables()[i], b.tables()[i]) {
 			return funcDiff{changed: true, reason: fmt.Sprintf("jump table %d has other targets", i)}
 		}
 	}
@@ -400,7 +400,8 @@ func (c *comparer) sameCodeRVA(o, n uint32) bool {
 	if !ok1 || !ok2 {
 		return false
 	}
-	oi, ni := c.old.index[of.RVA], c.new.index[nf.RVA]
+	oi, _ := c.old.index(of.RVA)
+	ni, _ := c.new.index(nf.RVA)
 	if c.p.o2n[oi] != ni {
 		return false
 	}
@@ -425,8 +426,8 @@ func pointerTarget(f *pe.File, at uint32, w int) uint32 {
 // correspond reports whether an old and a new RVA name corresponding
 // things: paired functions, the same import, or data the code agrees on.
 func (c *comparer) correspond(o, n uint32) bool {
-	if oi, ok := c.old.index[o]; ok {
-		ni, ok := c.new.index[n]
+	if oi, ok := c.old.index(o); ok {
+		ni, ok := c.new.index(n)
 		return ok && c.p.o2n[oi] == ni
 	}
 	if os, ok := c.old.f.ImportAt(o); ok {

@@ -2,8 +2,8 @@ package diff
 
 import (
 	"maps"
+	"runtime"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 )
@@ -121,8 +121,8 @@ func byName(old, new *image, p *pairing) {
 // TLS callbacks by position when both images have the same number.
 func byRole(old, new *image, p *pairing) {
 	pairAt := func(o, n uint32) {
-		oi, ok1 := old.index[o]
-		ni, ok2 := new.index[n]
+		oi, ok1 := old.index(o)
+		ni, ok2 := new.index(n)
 		if ok1 && ok2 {
 			p.pair(oi, ni, MatchName)
 		}
@@ -143,32 +143,61 @@ func byRole(old, new *image, p *pairing) {
 // compiler-generated helpers) pairs in address order, which a layout
 // shift preserves.
 func byHash(old, new *image, p *pairing) int {
-	groups := func(im *image, partner []int) map[uint64][]int {
-		m := map[uint64][]int{}
+	// The unpaired functions of each side sorted by (fingerprint, index):
+	// a group of equal fingerprints is a run, its members in address order.
+	type member struct {
+		shape uint64
+		idx   int32
+	}
+	groups := func(im *image, partner []int) []member {
+		n := 0
 		for i := range im.fps {
 			if partner[i] < 0 {
-				m[im.fps[i].shape] = append(m[im.fps[i].shape], i)
+				n++
 			}
 		}
-		return m
+		ms := make([]member, 0, n)
+		for i := range im.fps {
+			if partner[i] < 0 {
+				ms = append(ms, member{im.fps[i].shape, int32(i)})
+			}
+		}
+		slices.SortFunc(ms, func(a, b member) int {
+			if a.shape != b.shape {
+				return cmpU64(a.shape, b.shape)
+			}
+			return int(a.idx - b.idx)
+		})
+		return ms
+	}
+	run := func(ms []member, i int) int {
+		j := i
+		for j < len(ms) && ms[j].shape == ms[i].shape {
+			j++
+		}
+		return j
 	}
 	og, ng := groups(old, p.o2n), groups(new, p.n2o)
-	keys := make([]uint64, 0, len(og))
-	for k := range og {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool { return og[keys[i]][0] < og[keys[j]][0] })
 	added := 0
-	for _, k := range keys {
-		os, ns := og[k], ng[k]
-		if len(os) == 0 || len(os) != len(ns) {
-			continue
+	// Every function is in one group and is unpaired: the groups pair
+	// independently of each other.
+	for i, j := 0, 0; i < len(og); {
+		ie := run(og, i)
+		for j < len(ng) && ng[j].shape < og[i].shape {
+			j++
 		}
-		for i := range os { // indexes are in address order
-			if p.pair(os[i], ns[i], MatchHash) {
-				added++
+		je := j
+		if j < len(ng) && ng[j].shape == og[i].shape {
+			je = run(ng, j)
+		}
+		if ie-i == je-j {
+			for k := 0; k < ie-i; k++ { // indexes are in address order
+				if p.pair(int(og[i+k].idx), int(ng[j+k].idx), MatchHash) {
+					added++
+				}
 			}
 		}
+		i, j = ie, je
 	}
 	return added
 }
@@ -183,21 +212,22 @@ func byCallgraph(old, new *image, p *pairing) int {
 		if n < 0 {
 			continue
 		}
-		oc, nc := old.fps[o].calls, new.fps[n].calls
+		oc, nc := old.fps[o].calls(), new.fps[n].calls()
 		if len(oc) == len(nc) {
 			for k := range oc {
-				if p.o2n[oc[k]] < 0 && p.n2o[nc[k]] < 0 && sizeClose(old, oc[k], new, nc[k]) {
-					if p.pair(oc[k], nc[k], MatchCallgraph) {
+				oi, ni := int(oc[k]), int(nc[k])
+				if p.o2n[oi] < 0 && p.n2o[ni] < 0 && sizeClose(old, oi, new, ni) {
+					if p.pair(oi, ni, MatchCallgraph) {
 						added++
 					}
 				}
 				// The same old callee at this call site is already paired
 				// with another new function, and the new callee is unpaired
 				// and alike: a folded body that the new build split.
-				if on := p.o2n[oc[k]]; on >= 0 && on != nc[k] && p.n2o[nc[k]] < 0 && repeated(oc, oc[k]) &&
-					similarity(old, oc[k], new, nc[k]) >= 0.5 {
-					p.n2o[nc[k]] = oc[k]
-					p.splits = append(p.splits, [2]int{oc[k], nc[k]})
+				if on := p.o2n[oi]; on >= 0 && on != ni && p.n2o[ni] < 0 && repeated(oc, oc[k]) &&
+					similarity(old, oi, new, ni) >= 0.5 {
+					p.n2o[ni] = oi
+					p.splits = append(p.splits, [2]int{oi, ni})
 					added++
 				}
 			}
@@ -215,7 +245,7 @@ func byCallgraph(old, new *image, p *pairing) int {
 }
 
 // repeated reports whether x occurs more than once in calls.
-func repeated(calls []int, x int) bool {
+func repeated(calls []int32, x int32) bool {
 	n := 0
 	for _, c := range calls {
 		if c == x {
@@ -226,7 +256,12 @@ func repeated(calls []int, x int) bool {
 }
 
 func sizeClose(old *image, o int, new *image, n int) bool {
-	a, b := old.fns[o].Size, new.fns[n].Size
+	return sizesClose(old.fns[o].Size, new.fns[n].Size)
+}
+
+// sizesClose reports whether two function sizes are within a factor of
+// about two of each other.
+func sizesClose(a, b uint32) bool {
 	if a > b {
 		a, b = b, a
 	}
@@ -235,21 +270,20 @@ func sizeClose(old *image, o int, new *image, n int) bool {
 
 const maxLCS = 256
 
-func lcsPairs(old *image, oc []int, new *image, nc []int) [][2]int {
+func lcsPairs(old *image, oc []int32, new *image, nc []int32) [][2]int {
 	if len(oc) > maxLCS || len(nc) > maxLCS {
 		return nil
 	}
 	eq := func(i, j int) bool { return old.fps[oc[i]].shape == new.fps[nc[j]].shape }
-	dp := make([][]int, len(oc)+1)
-	for i := range dp {
-		dp[i] = make([]int, len(nc)+1)
-	}
+	// dp[i*w+j] is the LCS length of oc[i:] and nc[j:], in one flat table.
+	w := len(nc) + 1
+	dp := make([]int16, (len(oc)+1)*w)
 	for i := len(oc) - 1; i >= 0; i-- {
 		for j := len(nc) - 1; j >= 0; j-- {
 			if eq(i, j) {
-				dp[i][j] = dp[i+1][j+1] + 1
+				dp[i*w+j] = dp[(i+1)*w+j+1] + 1
 			} else {
-				dp[i][j] = max(dp[i+1][j], dp[i][j+1])
+				dp[i*w+j] = max(dp[(i+1)*w+j], dp[i*w+j+1])
 			}
 		}
 	}
@@ -257,9 +291,9 @@ func lcsPairs(old *image, oc []int, new *image, nc []int) [][2]int {
 	for i, j := 0, 0; i < len(oc) && j < len(nc); {
 		switch {
 		case eq(i, j):
-			out = append(out, [2]int{oc[i], nc[j]})
+			out = append(out, [2]int{int(oc[i]), int(nc[j])})
 			i, j = i+1, j+1
-		case dp[i+1][j] >= dp[i][j+1]:
+		case dp[(i+1)*w+j] >= dp[i*w+j+1]:
 			i++
 		default:
 			j++
@@ -311,27 +345,35 @@ func bySimilarity(old, new *image, p *pairing) {
 			}
 		}
 	}
-	slices.SortFunc(bands, func(a, b entry) int {
+	sortParallel(bands, func(a, b entry) int {
 		if a.key != b.key {
 			return cmpU64(a.key, b.key)
 		}
 		return int(a.idx) - int(b.idx)
 	})
+	// The distinct band keys and where each one's run starts in bands.
+	var keys []uint64
+	var runs []int32
+	for i := range bands {
+		if i == 0 || bands[i].key != bands[i-1].key {
+			keys = append(keys, bands[i].key)
+			runs = append(runs, int32(i))
+		}
+	}
+	runs = append(runs, int32(len(bands)))
 	// members returns the new functions sharing band key k, or nil when
 	// there are more than maxBandMembers: such a band says nothing.
 	members := func(k uint64) []entry {
-		lo, found := slices.BinarySearchFunc(bands, k, func(e entry, k uint64) int { return cmpU64(e.key, k) })
-		if !found {
+		i, found := slices.BinarySearch(keys, k)
+		if !found || runs[i+1]-runs[i] > maxBandMembers {
 			return nil
 		}
-		hi := lo
-		for hi < len(bands) && bands[hi].key == k {
-			if hi-lo == maxBandMembers {
-				return nil
-			}
-			hi++
-		}
-		return bands[lo:hi]
+		return bands[runs[i]:runs[i+1]]
+	}
+	// The sizes of the unpaired new functions, close together.
+	nsize := make([]uint32, len(news))
+	for j, n := range news {
+		nsize[j] = new.fns[n].Size
 	}
 	// cand is kept to 16 bytes: a big image has millions.
 	type cand struct {
@@ -364,9 +406,9 @@ func bySimilarity(old, new *image, p *pairing) {
 		return int(a.n - b.n)
 	}
 	// Only the best few candidates per function can win the greedy
-	// pairing below: each old function gets a fixed slot of them.
-	cands := make([]cand, len(olds)*keepPerFunction)
-	found := make([]uint8, len(olds))
+	// pairing below: each old function keeps at most keepPerFunction of
+	// them, exactly sized (most have far fewer).
+	kept := make([][]cand, len(olds))
 	type scratch struct {
 		seen  []int32  // stamp per new function: already in nears
 		nears []uint64 // size distance << 32 | index in news
@@ -394,14 +436,18 @@ func bySimilarity(old, new *image, p *pairing) {
 						continue
 					}
 					sc.seen[m.idx] = stamp
-					if sizeClose(old, o, new, news[m.idx]) {
-						d := uint64(abs64(int64(new.fns[news[m.idx]].Size) - sz))
+					if ns := nsize[m.idx]; sizesClose(uint32(sz), ns) {
+						d := uint64(abs64(int64(ns) - sz))
 						nears = append(nears, d<<32|uint64(m.idx))
 					}
 				}
 			}
 		}
-		slices.Sort(nears)
+		if len(nears) > maxCandidates {
+			// Only the nearest maxCandidates are scored; their order
+			// does not matter (cs is ordered below).
+			slices.Sort(nears)
+		}
 		sc.nears = nears
 		cs := sc.cs[:0]
 		for _, key := range nears[:min(len(nears), maxCandidates)] {
@@ -412,20 +458,67 @@ func bySimilarity(old, new *image, p *pairing) {
 			}
 		}
 		sc.cs = cs
-		slices.SortFunc(cs, order)
-		found[i] = uint8(copy(cands[i*keepPerFunction:(i+1)*keepPerFunction], cs))
+		if len(cs) > keepPerFunction {
+			// Keep the best; their order does not matter (cands is
+			// ordered below).
+			slices.SortFunc(cs, order)
+		}
+		if len(cs) > 0 {
+			kept[i] = slices.Clone(cs[:min(len(cs), keepPerFunction)])
+		}
 	})
-	w := 0
-	for i, k := range found {
-		w += copy(cands[w:], cands[i*keepPerFunction:i*keepPerFunction+int(k)])
+	total := 0
+	for _, k := range kept {
+		total += len(k)
 	}
-	cands = cands[:w]
-	slices.SortFunc(cands, order)
+	cands := make([]cand, 0, total)
+	for i, k := range kept {
+		cands = append(cands, k...)
+		kept[i] = nil
+	}
+	sortParallel(cands, order)
 	for _, c := range cands {
 		if p.pair(int(c.o), int(c.n), MatchSimilarity) {
 			p.sim[c.o] = round3(float64(c.score))
 		}
 	}
+}
+
+// sortParallel sorts s by cmp in place, using two cores: one partition
+// step around a pivot (the median of three elements), then each side is
+// sorted on its own core. Every element of the first side orders before
+// every element of the second, so the result is that of one sort.
+func sortParallel[T any](s []T, cmp func(a, b T) int) {
+	if len(s) < 1<<14 || runtime.GOMAXPROCS(0) < 2 {
+		slices.SortFunc(s, cmp)
+		return
+	}
+	x, y, z := s[0], s[len(s)/2], s[len(s)-1]
+	if cmp(y, x) < 0 {
+		x, y = y, x
+	}
+	if cmp(z, y) < 0 {
+		y = z
+		if cmp(y, x) < 0 {
+			y = x
+		}
+	}
+	pivot := y
+	i := 0
+	for j := range s {
+		if cmp(s[j], pivot) < 0 {
+			s[i], s[j] = s[j], s[i]
+			i++
+		}
+	}
+	a, b := s[:i], s[i:]
+	done := make(chan struct{})
+	go func() {
+		slices.SortFunc(a, cmp)
+		close(done)
+	}()
+	slices.SortFunc(b, cmp)
+	<-done
 }
 
 func cmpU64(a, b uint64) int {

@@ -62,21 +62,38 @@ func (im *image) tokName(t *tok) string {
 // in-code jump tables zeroed) is not kept: image.masked rebuilds it from the
 // image bytes when a comparison needs it, which costs a copy but keeps a big
 // image's code out of the heap.
+//
+// A big image has about a hundred thousand, so the struct is kept to 72
+// bytes: the call and jump lists share one slice, and the rare jump tables
+// sit behind a pointer.
 type fprint struct {
-	size   uint32 // code-space size: main extent, then chunks
+	shape  uint64 // hash of masked bytes and the layout-independent part of the tokens
 	toks   []tok
-	tables [][]uint32 // jump tables as code-space offsets of their targets
-	shape  uint64     // hash of masked bytes and the layout-independent part of the tokens
-	calls  []int      // indexes of called functions, in code order
-	jumps  []int      // indexes of functions tail-jumped to
+	links  []int32     // indexes of called functions in code order, then of functions tail-jumped to
+	tabs   *[][]uint32 // jump tables as code-space offsets of their targets; nil when none
+	size   uint32      // code-space size: main extent, then chunks
+	nCalls uint32      // calls in links
+}
+
+// calls returns the indexes of the functions called, in code order.
+func (fp *fprint) calls() []int32 { return fp.links[:fp.nCalls:fp.nCalls] }
+
+// jumps returns the indexes of the functions tail-jumped to.
+func (fp *fprint) jumps() []int32 { return fp.links[fp.nCalls:] }
+
+// tables returns the jump tables as code-space offsets of their targets.
+func (fp *fprint) tables() [][]uint32 {
+	if fp.tabs == nil {
+		return nil
+	}
+	return *fp.tabs
 }
 
 // image is one side of the comparison.
 type image struct {
-	f     *pe.File
-	fns   []pe.Function
-	fps   []fprint
-	index map[uint32]int // function start -> index
+	f   *pe.File
+	fns []pe.Function
+	fps []fprint
 	// objects are the starts of the data objects the code references and
 	// the symbols name, and of the directories and debug data, sorted: an
 	// object ends where the next one starts.
@@ -92,10 +109,7 @@ type image struct {
 }
 
 func newImage(f *pe.File) *image {
-	im := &image{f: f, fns: f.Functions(), index: map[uint32]int{}, goBinary: isGo(f)}
-	for i := range im.fns {
-		im.index[im.fns[i].RVA] = i
-	}
+	im := &image{f: f, fns: f.Functions(), goBinary: isGo(f)}
 	seen := map[uint32]bool{}
 	for i := range im.fns {
 		for _, r := range im.fns[i].Refs {
@@ -151,6 +165,9 @@ func newImage(f *pe.File) *image {
 	return im
 }
 
+// index returns the index of the function starting at rva.
+func (im *image) index(rva uint32) (int, bool) { return im.f.FunctionIndex(rva) }
+
 // parallel runs fn(0..n-1) on all cores; results must be written to
 // distinct slots so that the outcome does not depend on scheduling.
 func parallel(n int, fn func(i int)) { par.ForEach(n, 64, 256, fn) }
@@ -205,9 +222,9 @@ func (im *image) fingerprint(i int) fprint {
 	// Tokens are collected in a reused buffer and copied out at their exact
 	// size: a big image has millions, and append's spare capacity would
 	// be a third of them again.
-	tp := tokPool.Get().(*[]tok)
-	defer tokPool.Put(tp)
-	toks := (*tp)[:0]
+	sc := fpPool.Get().(*fpScratch)
+	defer fpPool.Put(sc)
+	toks, calls, jumps := sc.toks[:0], sc.calls[:0], sc.jumps[:0]
 	h := fnv.New64a()
 	var scratch [16]byte
 	for _, r := range fn.Refs {
@@ -245,20 +262,29 @@ func (im *image) fingerprint(i int) fprint {
 		clear(masked[at : at+uint32(r.Width)])
 		toks = append(toks, t)
 		if t.tk == tokFunc && r.Kind == pe.RefCall {
-			fp.calls = append(fp.calls, int(t.fn))
+			calls = append(calls, t.fn)
 		} else if t.tk == tokFunc && (r.Kind == pe.RefBranch32 || r.Kind == pe.RefBranch8) {
-			fp.jumps = append(fp.jumps, int(t.fn))
+			jumps = append(jumps, t.fn)
 		}
 	}
-	*tp = toks
+	sc.toks, sc.calls, sc.jumps = toks, calls, jumps
 	fp.toks = slices.Clone(toks)
+	if len(calls)+len(jumps) > 0 {
+		// Exactly sized, in one allocation.
+		fp.links = append(append(make([]int32, 0, len(calls)+len(jumps)), calls...), jumps...)
+		fp.nCalls = uint32(len(calls))
+	}
+	var tables [][]uint32
 	for _, jt := range fn.JumpTables {
 		var offs []uint32
 		for _, tgt := range jt.Targets {
 			o, _, _ := cs.offset(tgt)
 			offs = append(offs, o)
 		}
-		fp.tables = append(fp.tables, offs)
+		tables = append(tables, offs)
+	}
+	if tables != nil {
+		fp.tabs = &tables
 	}
 	maskTables(fn, &cs, masked)
 	h.Write(masked)
@@ -281,7 +307,7 @@ func (im *image) fingerprint(i int) fprint {
 			h.Write(im.roHashContent(t.target, t.access))
 		}
 	}
-	for _, tb := range fp.tables {
+	for _, tb := range tables {
 		for _, o := range tb {
 			binary.LittleEndian.PutUint32(scratch[:4], o)
 			h.Write(scratch[:4])
@@ -324,7 +350,14 @@ func (im *image) masked(i int, buf []byte) []byte {
 // thousands of functions does not allocate a copy of each.
 var bufPool = sync.Pool{New: func() any { return new([]byte) }}
 
-var tokPool = sync.Pool{New: func() any { return new([]tok) }}
+// fpScratch is fingerprint's working space: tokens and call lists are
+// collected here and copied out at their exact size.
+type fpScratch struct {
+	toks         []tok
+	calls, jumps []int32
+}
+
+var fpPool = sync.Pool{New: func() any { return new(fpScratch) }}
 
 func getBuf() *[]byte  { return bufPool.Get().(*[]byte) }
 func putBuf(b *[]byte) { *b = (*b)[:0]; bufPool.Put(b) }
@@ -356,7 +389,7 @@ func (im *image) classify(t *tok, rva uint32) {
 		t.tk, t.target = tokImport, rva
 		return
 	}
-	if j, ok := im.index[rva]; ok {
+	if j, ok := im.index(rva); ok {
 		t.tk, t.fn, t.target = tokFunc, int32(j), rva
 		return
 	}
@@ -365,7 +398,7 @@ func (im *image) classify(t *tok, rva uint32) {
 	switch tg.Kind {
 	case pe.TargetCode:
 		if tg.Function != nil {
-			j := im.index[tg.Function.RVA]
+			j, _ := im.index(tg.Function.RVA)
 			cs := spaceOf(&im.fns[j])
 			a, _ := cs.anchor(rva)
 			t.tk, t.fn, t.sub = tokCode, int32(j), a

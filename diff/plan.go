@@ -235,7 +235,7 @@ func (pl *planner) tables(n int) []PlanTable {
 	var out []PlanTable
 	for k, jt := range fn.JumpTables {
 		_, _, in := cs.offset(jt.RVA)
-		out = append(out, PlanTable{NewRVA: jt.RVA, InCode: in, Kind: jt.Kind, Entry: jt.Entry, Targets: c.new.fps[n].tables[k]})
+		out = append(out, PlanTable{NewRVA: jt.RVA, InCode: in, Kind: jt.Kind, Entry: jt.Entry, Targets: c.new.fps[n].tables()[k]})
 		if !in && !pl.record { // reported once, by the comparison's pass
 			pl.tableRules = append(pl.tableRules, Change{Kind: KindData, Name: fmt.Sprintf("%s jump table %d", fn.DisplayName(), k),
 				Rules: []Rule{{ID: "HP-NEW-CONST", Message: fmt.Sprintf("jump table %d of %s (%d entries, at %s in the new build) is rebuilt for the new code; the patch carries it", k, fn.DisplayName(), len(jt.Targets), c.new.f.Resolve(jt.RVA))}}})
@@ -561,12 +561,12 @@ func (pl *planner) carry(rva uint32, name string, ro bool) *PlanData {
 // pointerTarget resolves a relocated pointer inside carried data.
 func (pl *planner) pointerTarget(fx *Fixup, tgt uint32) {
 	c := pl.c
-	if j, ok := c.new.index[tgt]; ok {
+	if j, ok := c.new.index(tgt); ok {
 		pl.codeTarget(fx, &tok{tk: tokFunc, fn: int32(j), target: tgt})
 		return
 	}
 	if t := c.new.f.Resolve(tgt); t.Kind == pe.TargetCode && t.Function != nil {
-		j := c.new.index[t.Function.RVA]
+		j, _ := c.new.index(t.Function.RVA)
 		pl.codeTarget(fx, &tok{tk: tokCode, fn: int32(j), target: tgt})
 		return
 	}

@@ -2,7 +2,7 @@ package diff
 
 import (
 	"encoding/hex"
-	"sort"
+	"slices"
 
 	"github.com/hpbuild/hpbuild/pe"
 )
@@ -126,6 +126,17 @@ func (c *comparer) report() *Report {
 	old, new, p := c.old, c.new, c.p
 	r := &Report{Schema: Schema, Old: summary(old.f), New: summary(new.f), Counts: map[Status]int{},
 		Changes: []Change{}, Warnings: []string{}}
+	// Every old function, every split and every added function, once:
+	// sized up front (a big image's list is tens of megabytes).
+	added := 0
+	for n := range new.fns {
+		if p.n2o[n] < 0 {
+			added++
+		}
+	}
+	if total := len(old.fns) + len(p.splits) + added; total > 0 {
+		r.Functions = make([]Function, 0, total)
+	}
 	diffs := make([]funcDiff, len(old.fns))
 	parallel(len(old.fns), func(o int) {
 		if n := p.o2n[o]; n >= 0 {
@@ -181,20 +192,7 @@ func (c *comparer) report() *Report {
 		fn := &new.fns[n]
 		r.Functions = append(r.Functions, Function{Name: fn.DisplayName(), Display: fn.Display, NewRVA: fn.RVA, NewSize: fn.Size, Status: Added, old: -1, new: n, Rules: []Rule{}})
 	}
-	sort.SliceStable(r.Functions, func(i, j int) bool {
-		a, b := &r.Functions[i], &r.Functions[j]
-		ka, kb := a.NewRVA, b.NewRVA
-		if a.Status == Removed {
-			ka = 1<<32 - 1
-		}
-		if b.Status == Removed {
-			kb = 1<<32 - 1
-		}
-		if ka != kb {
-			return ka < kb
-		}
-		return a.OldRVA < b.OldRVA
-	})
+	sortFunctions(r.Functions)
 	for _, f := range r.Functions {
 		r.Counts[f.Status]++
 	}
@@ -204,6 +202,50 @@ func (c *comparer) report() *Report {
 	r.Warnings = append(r.Warnings, prefixed("new: ", new.f.Warnings)...)
 	classify(r, c)
 	return r
+}
+
+// sortFunctions orders report entries by new RVA (removed functions last),
+// then old RVA, keeping the order of entries that tie (a stable sort). The
+// entries are big, so their order is worked out on keys that end in the
+// entry's index (making every key distinct) and then applied in place.
+func sortFunctions(fs []Function) {
+	type key struct {
+		rvas uint64 // new RVA (or the maximum for removed) << 32 | old RVA
+		i    int32
+	}
+	keys := make([]key, len(fs))
+	for i := range fs {
+		k := uint64(fs[i].NewRVA)
+		if fs[i].Status == Removed {
+			k = 1<<32 - 1
+		}
+		keys[i] = key{k<<32 | uint64(fs[i].OldRVA), int32(i)}
+	}
+	slices.SortFunc(keys, func(a, b key) int {
+		if a.rvas != b.rvas {
+			return cmpU64(a.rvas, b.rvas)
+		}
+		return int(a.i - b.i)
+	})
+	// Entry keys[j].i goes to place j: follow each cycle of the
+	// permutation once.
+	for j := range keys {
+		if keys[j].i < 0 {
+			continue
+		}
+		tmp := fs[j]
+		k := j
+		for {
+			src := int(keys[k].i)
+			keys[k].i = -1
+			if src == j {
+				fs[k] = tmp
+				break
+			}
+			fs[k] = fs[src]
+			k = src
+		}
+	}
 }
 
 func prefixed(p string, ws []string) []string {

@@ -66,11 +66,11 @@ func review(r *Report, c *comparer, carried *Plan) {
 // function changed because the callee's source did.
 func (c *comparer) inlining(fr *Function) (Rule, bool) {
 	oldCalls, newCalls := map[int]bool{}, map[int]bool{}
-	for _, k := range c.old.fps[fr.old].calls {
-		oldCalls[k] = true
+	for _, k := range c.old.fps[fr.old].calls() {
+		oldCalls[int(k)] = true
 	}
-	for _, k := range c.new.fps[fr.new].calls {
-		newCalls[k] = true
+	for _, k := range c.new.fps[fr.new].calls() {
+		newCalls[int(k)] = true
 	}
 	var gone, came []string
 	for _, k := range slices.Sorted(maps.Keys(oldCalls)) {

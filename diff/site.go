@@ -64,7 +64,18 @@ func (c *comparer) branchTargets() []uint32 {
 		return c.targets
 	}
 	f := c.old.f
-	var ts []uint32
+	n := len(f.Relocs) + len(f.Exports) + len(f.Unwind) + 1
+	if f.TLS != nil {
+		n += len(f.TLS.Callbacks)
+	}
+	for i := range c.old.fns {
+		fn := &c.old.fns[i]
+		n += len(fn.Refs)
+		for _, jt := range fn.JumpTables {
+			n += len(jt.Targets)
+		}
+	}
+	ts := make([]uint32, 0, n)
 	for i := range c.old.fns {
 		fn := &c.old.fns[i]
 		for _, r := range fn.Refs {
@@ -92,7 +103,8 @@ func (c *comparer) branchTargets() []uint32 {
 		ts = append(ts, u.BeginAddress)
 	}
 	slices.Sort(ts)
-	c.targets = slices.Compact(ts)
+	// Kept for the whole classification: exactly sized.
+	c.targets = slices.Clone(slices.Compact(ts))
 	return c.targets
 }
 

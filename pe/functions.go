@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/hpbuild/hpbuild/disasm"
 	"github.com/hpbuild/hpbuild/internal/par"
@@ -159,6 +160,13 @@ func (f *File) FunctionAt(rva uint32) (*Function, bool) {
 	return &f.functions[i], true
 }
 
+// FunctionIndex returns the index in Functions of the function starting
+// at rva.
+func (f *File) FunctionIndex(rva uint32) (int, bool) {
+	i, ok := f.funcIndex[rva]
+	return i, ok
+}
+
 // FunctionContaining returns the function whose main extent or chunks
 // contain rva.
 func (f *File) FunctionContaining(rva uint32) (*Function, bool) {
@@ -205,23 +213,91 @@ type startInfo struct {
 	display  string // undecorated name from the PDB, "" if none
 }
 
-// analysis is the result of decoding one function's reachable code.
+// analysis is the result of decoding one function's reachable code. A big
+// image has about a hundred thousand of them alive until the function table
+// is built, so the struct is kept small and its lists are exactly sized
+// (analyze fills them in pooled scratch space, then copies them out).
 type analysis struct {
 	start, end uint32
 	limit      uint32 // the bound this analysis was computed with
+	partialAt  uint32
+	insts      int32
+	blocks     int32
+	partial    bool
+	odd        bool // decoded an instruction compiled code does not contain
+	returns    bool
+	thunk      bool
 	calls      []uint32
 	pointers   []uint32
 	outside    []uint32 // jump targets outside [start, limit) that are not calls
+	callsNoRet []uint32 // call sites whose fall-through was cut (callee does not return)
 	refs       []Ref
 	tables     []JumpTable
-	partial    bool
-	partialAt  uint32
-	odd        bool // decoded an instruction compiled code does not contain
-	returns    bool
-	insts      int
-	blocks     int
-	thunk      bool
-	callsNoRet []uint32 // call sites whose fall-through was cut (callee does not return)
+}
+
+// analyzeScratch is the working space of one analyze call, reused through
+// scratchPool: the growing lists and the per-byte bit sets.
+type analyzeScratch struct {
+	calls, pointers, outside, callsNoRet []uint32
+	refs                                 []Ref
+	bits                                 []uint64
+	work                                 []uint32
+	lens                                 []uint8 // instruction lengths by offset
+	rips                                 []Ref   // prescanStops' sorted RIP-relative references
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(analyzeScratch) }}
+
+// begin points a's lists at the scratch space.
+func (sc *analyzeScratch) begin(a *analysis) {
+	a.calls, a.pointers, a.outside, a.callsNoRet = sc.calls[:0], sc.pointers[:0], sc.outside[:0], sc.callsNoRet[:0]
+	a.refs = sc.refs[:0]
+}
+
+// end takes back the (possibly grown) scratch lists and gives a exact-size
+// copies: the four address lists share one allocation.
+func (sc *analyzeScratch) end(a *analysis) {
+	sc.calls, sc.pointers, sc.outside, sc.callsNoRet = a.calls[:0], a.pointers[:0], a.outside[:0], a.callsNoRet[:0]
+	sc.refs = a.refs[:0]
+	if n := len(a.calls) + len(a.pointers) + len(a.outside) + len(a.callsNoRet); n > 0 {
+		all := make([]uint32, 0, n)
+		cut := func(l []uint32) []uint32 {
+			if len(l) == 0 {
+				return nil
+			}
+			i := len(all)
+			all = append(all, l...)
+			return all[i:len(all):len(all)]
+		}
+		a.calls, a.pointers, a.outside, a.callsNoRet = cut(a.calls), cut(a.pointers), cut(a.outside), cut(a.callsNoRet)
+	} else {
+		a.calls, a.pointers, a.outside, a.callsNoRet = nil, nil, nil, nil
+	}
+	if len(a.refs) > 0 {
+		a.refs = append(make([]Ref, 0, len(a.refs)), a.refs...)
+	} else {
+		a.refs = nil
+	}
+}
+
+// lengths returns a byte per offset of n bytes from the scratch, not
+// cleared: only the entries written in this analysis are read.
+func (sc *analyzeScratch) lengths(n uint32) []uint8 {
+	if uint32(cap(sc.lens)) < n {
+		sc.lens = make([]uint8, n)
+	}
+	return sc.lens[:n]
+}
+
+// bitsets returns three cleared bit sets of n bits each from the scratch.
+func (sc *analyzeScratch) bitsets(n uint32) (x, y, z []uint64) {
+	w := int(n+63) / 64
+	if cap(sc.bits) < 3*w {
+		sc.bits = make([]uint64, 3*w)
+	}
+	bits := sc.bits[:3*w]
+	clear(bits)
+	return bits[:w:w], bits[w : 2*w : 2*w], bits[2*w:]
 }
 
 // functionBuilder holds discovery state.
@@ -603,14 +679,21 @@ func (b *functionBuilder) analyzeAll(todo []uint32, bounds []uint32) []*analysis
 func (b *functionBuilder) addPointers() bool {
 	f := b.f
 	var cands []uint32
-	refAt := map[uint32]bool{}
+	// The fields of decoded instructions, sorted (a map of a big image's
+	// million fields would be several times larger).
+	n := 0
+	for _, a := range b.an {
+		n += len(a.refs)
+	}
+	refAt := make([]uint32, 0, n)
 	for _, a := range b.an {
 		for _, r := range a.refs {
-			refAt[r.At] = true
+			refAt = append(refAt, r.At)
 		}
 	}
+	slices.Sort(refAt)
 	for _, r := range f.Relocs {
-		if refAt[r.RVA] {
+		if _, found := slices.BinarySearch(refAt, r.RVA); found {
 			continue // a field of a decoded instruction
 		}
 		var v uint64
@@ -1029,8 +1112,8 @@ func (b *functionBuilder) finish() {
 			Partial:     a.partial,
 			PartialAt:   a.partialAt,
 			Returns:     a.returns,
-			Insts:       a.insts,
-			Blocks:      a.blocks,
+			Insts:       int(a.insts),
+			Blocks:      int(a.blocks),
 			Refs:        a.refs,
 			JumpTables:  a.tables,
 			ImportThunk: a.thunk,
@@ -1073,8 +1156,8 @@ func (b *functionBuilder) finish() {
 		a := b.analyze(part, end)
 		fn.Refs = append(fn.Refs, a.refs...)
 		fn.JumpTables = append(fn.JumpTables, a.tables...)
-		fn.Insts += a.insts
-		fn.Blocks += a.blocks
+		fn.Insts += int(a.insts)
+		fn.Blocks += int(a.blocks)
 		fn.Partial = fn.Partial || a.partial
 	}
 	frags := make([]uint32, 0, len(b.fragOf))
@@ -1106,24 +1189,16 @@ func (b *functionBuilder) finish() {
 		fn := &f.functions[i]
 		sort.Slice(fn.Chunks, func(a, c int) bool { return fn.Chunks[a].RVA < fn.Chunks[c].RVA })
 		slices.SortFunc(fn.Refs, func(a, c Ref) int { return cmp.Compare(a.At, c.At) })
+		n := len(fn.Refs)
 		fn.Refs = dedupRefs(fn.Refs)
-	}
-	packRefs(f.functions)
-}
-
-// packRefs moves every function's references into one array of exactly
-// the right size: the per-function slices grew by appending and carry
-// spare capacity, which on a big image is tens of megabytes.
-func packRefs(fns []Function) {
-	total := 0
-	for i := range fns {
-		total += len(fns[i].Refs)
-	}
-	all := make([]Ref, 0, total)
-	for i := range fns {
-		start := len(all)
-		all = append(all, fns[i].Refs...)
-		fns[i].Refs = all[start:len(all):len(all)]
+		if len(fn.Chunks) > 0 || len(fn.Refs) < n {
+			// Grown by the chunks' references, or shortened: exact size
+			// again (analyze returns exactly sized lists).
+			fn.Refs = slices.Clone(fn.Refs)
+		}
+		if fn.Refs == nil {
+			fn.Refs = []Ref{}
+		}
 	}
 }
 
@@ -1157,7 +1232,6 @@ const maxFunctionSize = 1 << 22 // 4 MiB of code for one function at most
 
 // analyze decodes the code reachable from start without passing limit.
 func (b *functionBuilder) analyze(start, limit uint32) *analysis {
-	f := b.f
 	a := &analysis{start: start, end: start, limit: limit}
 	if limit <= start {
 		a.returns = true
@@ -1166,18 +1240,31 @@ func (b *functionBuilder) analyze(start, limit uint32) *analysis {
 	if limit-start > maxFunctionSize {
 		limit = start + maxFunctionSize
 	}
-	code := f.Bytes(start, int(limit-start))
-	n := uint32(len(code))
-	if n == 0 {
+	code := b.f.Bytes(start, int(limit-start))
+	if len(code) == 0 {
 		a.partial = true
 		return a
 	}
-	seen := make([]uint64, (n+63)/64)
-	covered := make([]uint64, (n+63)/64) // bytes inside an instruction, after its first
-	leader := make([]uint64, (n+63)/64)
+	sc := scratchPool.Get().(*analyzeScratch)
+	sc.begin(a)
+	b.decodeFunction(a, code, sc)
+	sc.end(a)
+	scratchPool.Put(sc)
+	return a
+}
+
+// decodeFunction is analyze's decoding of code, the bytes from a.start on.
+func (b *functionBuilder) decodeFunction(a *analysis, code []byte, sc *analyzeScratch) {
+	f := b.f
+	start := a.start
+	n := uint32(len(code))
+	// seen: instruction starts; covered: bytes inside an instruction,
+	// after its first; leader: basic-block leaders.
+	seen, covered, leader := sc.bitsets(n)
 	isSet := func(bs []uint64, i uint32) bool { return bs[i/64]&(1<<(i%64)) != 0 }
 	set := func(bs []uint64, i uint32) { bs[i/64] |= 1 << (i % 64) }
-	var work []uint32
+	work := sc.work[:0]
+	defer func() { sc.work = work[:0] }()
 	push := func(rva uint32) {
 		if rva >= start && rva < start+n {
 			set(leader, rva-start)
@@ -1190,6 +1277,12 @@ func (b *functionBuilder) analyze(start, limit uint32) *analysis {
 	var pending []tableCandidate
 	var extra []uint32
 	prescanned := false
+	// ilen is the length of each instruction the descent decoded, by
+	// offset (valid where seen is set), for prescanStops; overlap is set
+	// when two of them overlap (then prescanStops decodes everything
+	// itself).
+	ilen := sc.lengths(n)
+	overlap := false
 	end := start
 	for {
 		for len(work) > 0 {
@@ -1218,7 +1311,11 @@ func (b *functionBuilder) analyze(start, limit uint32) *analysis {
 					break
 				}
 				set(seen, off)
+				ilen[off] = uint8(in.Len)
 				for k := off + 1; k < off+uint32(in.Len); k++ {
+					if isSet(seen, k) {
+						overlap = true
+					}
 					set(covered, k)
 				}
 				if unlikelyInCode(&in) {
@@ -1292,7 +1389,11 @@ func (b *functionBuilder) analyze(start, limit uint32) *analysis {
 		stops := b.tableStops(a, pending)
 		if !prescanned {
 			prescanned = true
-			extra = b.prescanStops(start, start+n)
+			if overlap {
+				extra = b.prescanStops(start, code, nil, nil, nil, sc)
+			} else {
+				extra = b.prescanStops(start, code, seen, ilen, a.refs, sc)
+			}
 		}
 		stops = mergeSorted(stops, extra)
 		for _, c := range pending {
@@ -1393,7 +1494,6 @@ func (b *functionBuilder) analyze(start, limit uint32) *analysis {
 	a.end = end
 	// Relocated fields the decoder did not report (data inside the code).
 	a.refs = b.relocRefs(a.refs, start, end)
-	return a
 }
 
 // importSlotOf returns the IAT slot an indirect call or jump goes through.
@@ -1712,21 +1812,49 @@ func (b *functionBuilder) tableStops(a *analysis, pending []tableCandidate) []ui
 	return stops
 }
 
-// prescanStops decodes [start, limit) linearly and returns every
-// RIP-relative target in it, sorted: the addresses of the tables and other
-// objects the function uses, including those in code the descent has not
-// reached yet.
-func (b *functionBuilder) prescanStops(start, limit uint32) []uint32 {
+// prescanStops decodes code (the bytes from start on) linearly and returns
+// every RIP-relative target in it, sorted: the addresses of the tables and
+// other objects the function uses, including those in code the descent has
+// not reached yet.
+//
+// The descent has decoded much of the code already: where the linear walk
+// reaches an instruction it decoded (seen, by offset, with its length in
+// ilen; nil for none, and the instructions must not overlap), the walk
+// takes the length from ilen and the targets from the descent's
+// RIP-relative references (refs) instead of decoding it again. The result
+// is the same.
+func (b *functionBuilder) prescanStops(start uint32, code []byte, seen []uint64, ilen []uint8, refs []Ref, sc *analyzeScratch) []uint32 {
 	if !b.f.Is64 {
 		return nil
 	}
-	code := b.f.Bytes(start, int(limit-start))
+	rips := sc.rips[:0]
+	if seen != nil {
+		for _, r := range refs {
+			if r.Kind == RefRIP {
+				rips = append(rips, r)
+			}
+		}
+		slices.SortFunc(rips, func(x, y Ref) int { return cmp.Compare(x.At, y.At) })
+	}
+	sc.rips = rips[:0]
 	var out []uint32
-	pc := start
-	for len(code) > 0 {
-		in, err := disasm.Decode(code, uint64(pc), 64)
+	k := 0
+	for off := 0; off < len(code); {
+		pc := start + uint32(off)
+		if seen != nil && seen[off/64]&(1<<(off%64)) != 0 {
+			end := pc + uint32(ilen[off])
+			for k < len(rips) && rips[k].At < pc {
+				k++
+			}
+			for ; k < len(rips) && rips[k].At < end; k++ {
+				out = append(out, rips[k].Target)
+			}
+			off += int(ilen[off])
+			continue
+		}
+		in, err := disasm.Decode(code[off:], uint64(pc), 64)
 		if err != nil {
-			code, pc = code[1:], pc+1
+			off++
 			continue
 		}
 		for _, r := range in.RefList() {
@@ -1734,7 +1862,7 @@ func (b *functionBuilder) prescanStops(start, limit uint32) []uint32 {
 				out = append(out, uint32(r.Target))
 			}
 		}
-		code, pc = code[in.Len:], pc+uint32(in.Len)
+		off += in.Len
 	}
 	slices.Sort(out)
 	return out

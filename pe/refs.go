@@ -28,12 +28,13 @@ func (k RefKind) String() string {
 	return fmt.Sprintf("refkind(%d)", k)
 }
 
-// Ref is one address-bearing field in a function's code.
+// Ref is one address-bearing field in a function's code. It is 12 bytes
+// (the two RVAs first, then the bytes): a big image has millions.
 type Ref struct {
 	At     uint32  // RVA of the field
+	Target uint32  // RVA the field points at (0 with Kind Abs* when outside the image)
 	Width  uint8   // 1, 4 or 8 bytes
 	Kind   RefKind // encoding
-	Target uint32  // RVA the field points at (0 with Kind Abs* when outside the image)
 	// Access is the number of bytes the instruction reads or writes at
 	// Target when the field is the whole address of a memory operand (no
 	// index register); 0 when the address is only computed (lea, push

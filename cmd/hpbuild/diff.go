@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -125,9 +124,7 @@ func runDiff(opts diffOptions, stdout io.Writer) error {
 	r.ApplyPolicy(policy)
 	switch opts.Format {
 	case "json":
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(r); err != nil {
+		if err := r.WriteJSON(stdout); err != nil {
 			return err
 		}
 	case "markdown", "html":
