@@ -26,6 +26,7 @@ import (
 
 	"github.com/hpbuild/hpbuild/assemble"
 	"github.com/hpbuild/hpbuild/diff"
+	"github.com/hpbuild/hpbuild/internal/atomicfile"
 	"github.com/hpbuild/hpbuild/pe"
 	"github.com/hpbuild/hpbuild/pkgformat"
 	"github.com/hpbuild/hpbuild/signing"
@@ -402,30 +403,7 @@ func uniqueSorted(s []string) []string {
 	return out
 }
 
-// writeAtomic writes data to path through a temporary file renamed into
-// place.
-func writeAtomic(path string, data []byte) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err = tmp.Chmod(0o644); err != nil {
-		return err
-	}
-	if _, err = tmp.Write(data); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
-}
+func writeAtomic(path string, data []byte) error { return atomicfile.Write(path, data, 0o644) }
 
 // SignatureSchema names the index signature file's format.
 const SignatureSchema = "hpbuild.bundle-signature/v1"

@@ -97,33 +97,8 @@ before it is renamed into place as OUT.
 Examples:
   hpbuild apply --pub release.pub --pid 4242 fix-1.hpkg
   hpbuild apply --pub release.pub --file app.dll -o app.new.dll fix-1.hpkg`,
-		Flags: targetFlags(),
-		Action: func(c *cli.Context) error {
-			t, keys, err := readTarget(c)
-			if err != nil {
-				return err
-			}
-			path := c.Args().Get(0)
-			p, err := openVerified(path, keys)
-			if err != nil {
-				return err
-			}
-			if t.file != "" {
-				return fileAction(c.App.Writer, p, t, false)
-			}
-			proc, err := apply.OpenProcess(t.pid)
-			if err != nil {
-				return err
-			}
-			defer apply.Close(proc)
-			rec, err := apply.Live(proc, p, apply.LiveOptions{Module: t.module})
-			if err != nil {
-				return asVerify(fmt.Errorf("%s: %w", path, err))
-			}
-			fmt.Fprintf(c.App.Writer, "applied %s (sequence %d) to %s in process %d: %d sites, patch area %#x (%d bytes)\n",
-				path, rec.Sequence, rec.Module, t.pid, len(rec.Sites), rec.Area, rec.Size)
-			return nil
-		},
+		Flags:  targetFlags(),
+		Action: func(c *cli.Context) error { return patchAction(c, false) },
 	}
 }
 
@@ -142,34 +117,47 @@ signed SHA-256 before it is renamed into place as OLD.
 Examples:
   hpbuild rollback --pub release.pub --pid 4242 fix-1.hpkg
   hpbuild rollback --pub release.pub --file app.new.dll -o app.dll fix-1.hpkg`,
-		Flags: targetFlags(),
-		Action: func(c *cli.Context) error {
-			t, keys, err := readTarget(c)
-			if err != nil {
-				return err
-			}
-			path := c.Args().Get(0)
-			p, err := openVerified(path, keys)
-			if err != nil {
-				return err
-			}
-			if t.file != "" {
-				return fileAction(c.App.Writer, p, t, true)
-			}
-			proc, err := apply.OpenProcess(t.pid)
-			if err != nil {
-				return err
-			}
-			defer apply.Close(proc)
-			rec, err := apply.Rollback(proc, p)
-			if err != nil {
-				return fmt.Errorf("%s: %w", path, err)
-			}
-			fmt.Fprintf(c.App.Writer, "rolled back %s (sequence %d) from %s in process %d: %d sites restored, patch area released\n",
-				path, rec.Sequence, rec.Module, t.pid, len(rec.Sites))
-			return nil
-		},
+		Flags:  targetFlags(),
+		Action: func(c *cli.Context) error { return patchAction(c, true) },
 	}
+}
+
+// patchAction runs apply (back false) or rollback (back true): verify the
+// package, then act on the file or the process.
+func patchAction(c *cli.Context, back bool) error {
+	t, keys, err := readTarget(c)
+	if err != nil {
+		return err
+	}
+	path := c.Args().Get(0)
+	p, err := openVerified(path, keys)
+	if err != nil {
+		return err
+	}
+	if t.file != "" {
+		return fileAction(c.App.Writer, p, t, back)
+	}
+	proc, err := apply.OpenProcess(t.pid)
+	if err != nil {
+		return err
+	}
+	defer apply.Close(proc)
+	if back {
+		rec, err := apply.Rollback(proc, p)
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		fmt.Fprintf(c.App.Writer, "rolled back %s (sequence %d) from %s in process %d: %d sites restored, patch area released\n",
+			path, rec.Sequence, rec.Module, t.pid, len(rec.Sites))
+		return nil
+	}
+	rec, err := apply.Live(proc, p, apply.LiveOptions{Module: t.module})
+	if err != nil {
+		return asVerify(fmt.Errorf("%s: %w", path, err))
+	}
+	fmt.Fprintf(c.App.Writer, "applied %s (sequence %d) to %s in process %d: %d sites, patch area %#x (%d bytes)\n",
+		path, rec.Sequence, rec.Module, t.pid, len(rec.Sites), rec.Area, rec.Size)
+	return nil
 }
 
 // asVerify gives identity failures (another build) the verify exit status.

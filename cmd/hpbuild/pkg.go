@@ -5,45 +5,23 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 
 	"github.com/hpbuild/hpbuild/assemble"
 	"github.com/hpbuild/hpbuild/diff"
+	"github.com/hpbuild/hpbuild/internal/atomicfile"
 	"github.com/hpbuild/hpbuild/pe"
 	"github.com/hpbuild/hpbuild/pkgformat"
 	"github.com/hpbuild/hpbuild/signing"
 	"github.com/urfave/cli/v2"
 )
 
-// writeFileAtomic writes data to path through a temporary file in the same
-// directory that is renamed into place: a reader never sees half a file,
-// and a failure leaves nothing behind.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err = tmp.Chmod(perm); err != nil {
-		return err
-	}
-	if _, err = tmp.Write(data); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+// writeFileAtomic writes data to path through a temporary file renamed
+// into place: a reader never sees half a file, and a failure leaves
+// nothing behind.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	return atomicfile.Write(path, data, perm)
 }
 
 // writeNewFile creates path, which must not exist (a key is never
