@@ -78,6 +78,9 @@ func Plan(p *pkgformat.Package) (*Layout, error) {
 		if err != nil {
 			return nil, fmt.Errorf("function %s: code: %w", fn.Name, err)
 		}
+		if err := checkTables(fn, len(code)); err != nil {
+			return nil, fmt.Errorf("function %s: %w", fn.Name, err)
+		}
 		insts, err := l.decode(fn, code)
 		if err != nil {
 			return nil, fmt.Errorf("function %s: %w", fn.Name, err)
@@ -157,6 +160,32 @@ func Plan(p *pkgformat.Package) (*Layout, error) {
 	l.DataSize = pageUp(writable)
 	l.HeaderSize = pageUp(uint32(recordBound(m)))
 	return l, nil
+}
+
+// checkTables refuses jump tables whose entries or targets do not fit the
+// function's code (the package format leaves their bounds to the applier).
+func checkTables(fn *pkgformat.Function, codeLen int) error {
+	for k, t := range fn.Tables {
+		known := t.Kind == "absolute" || t.Kind == "rva" || t.Kind == "relative"
+		if !known || t.Entry != 4 && (t.Entry != 8 || t.Kind != "absolute") {
+			return fmt.Errorf("jump table %d: %d-byte %s entries", k, t.Entry, t.Kind)
+		}
+		if len(t.Targets) > 1<<20 {
+			return fmt.Errorf("jump table %d: %d entries", k, len(t.Targets))
+		}
+		for _, to := range t.Targets {
+			if int64(to) >= int64(codeLen) {
+				return fmt.Errorf("jump table %d: target +%#x outside the %d bytes of code", k, to, codeLen)
+			}
+		}
+		if t.InCode {
+			off, ok := codeOffset(fn, t.NewRVA)
+			if !ok || int64(off)+int64(len(t.Targets))*int64(t.Entry) > int64(codeLen) {
+				return fmt.Errorf("jump table %d at RVA %#x does not fit in the function's code", k, t.NewRVA)
+			}
+		}
+	}
+	return nil
 }
 
 func pageUp(n uint32) uint32 { return (n + PageSize - 1) &^ (PageSize - 1) }
