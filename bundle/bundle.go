@@ -519,6 +519,11 @@ func Merge(out string, shards []string, key *signing.PrivateKey, keys []*signing
 			return nil, fmt.Errorf("shard %s given twice: %s and %s", ix.Shard, prev, dir)
 		}
 		seen[ix.Shard] = dir
+		for _, e := range ix.Binaries {
+			if err := checkEntryPaths(e); err != nil {
+				return nil, fmt.Errorf("%s: %w", dir, err)
+			}
+		}
 		all = append(all, ix.Binaries...)
 	}
 	if len(seen) != n {
@@ -549,6 +554,18 @@ func Merge(out string, shards []string, key *signing.PrivateKey, keys []*signing
 		return nil, err
 	}
 	return ix, nil
+}
+
+// checkEntryPaths refuses an index entry whose paths could reach outside
+// the trees or the output directory (an index is input to Merge).
+func checkEntryPaths(e Entry) error {
+	if e.Path == "" || path.IsAbs(e.Path) || path.Clean(e.Path) != e.Path || e.Path == ".." || strings.HasPrefix(e.Path, "../") || strings.Contains(e.Path, "\\") {
+		return fmt.Errorf("index entry with path %q", e.Path)
+	}
+	if e.Package != "" && e.Package != path.Join("packages", e.Path+".hpkg") {
+		return fmt.Errorf("index entry %s names package %q, not packages/%s.hpkg", e.Path, e.Package, e.Path)
+	}
+	return nil
 }
 
 // copyChecked copies a package whose SHA-256 the index gives.

@@ -229,3 +229,45 @@ func sameTree(t *testing.T, a, b string) {
 		}
 	}
 }
+
+// TestMergeRefusesEscapingPaths: an index is input; a path or package
+// that would reach outside the output is refused before anything is
+// copied.
+func TestMergeRefusesEscapingPaths(t *testing.T) {
+	oldDir, newDir := fixtureTrees(t)
+	k := key(t, 1)
+	tmp := t.TempDir()
+	var shards []string
+	for i := 1; i <= 2; i++ {
+		dir := filepath.Join(tmp, "s", string(rune('0'+i)))
+		if _, err := bundle.Run(oldDir, newDir, dir, bundle.Options{Key: k, Jobs: 2, Shard: i, Shards: 2, Tool: "hpbuild test"}); err != nil {
+			t.Fatal(err)
+		}
+		shards = append(shards, dir)
+	}
+	for _, bad := range []struct{ path, pkg string }{{"../../evil.dll", ""}, {"bin/hot.dll", "../../evil.hpkg"}, {"/abs.dll", ""}} {
+		ix, err := bundle.ReadIndex(shards[0], nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ix.Binaries[0].Path = bad.path
+		if bad.pkg != "" {
+			ix.Binaries[0].Package = bad.pkg
+		}
+		dir := filepath.Join(tmp, "bad")
+		os.RemoveAll(dir)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := bundle.WriteIndex(dir, ix, k); err != nil {
+			t.Fatal(err)
+		}
+		out := filepath.Join(tmp, "out-"+strings.ReplaceAll(bad.path, "/", "_"))
+		if _, err := bundle.Merge(out, []string{dir, shards[1]}, k, nil); err == nil || !strings.Contains(err.Error(), "index entry") {
+			t.Errorf("merge with entry %+v: %v", bad, err)
+		}
+		if _, err := os.Stat(filepath.Join(tmp, "evil.hpkg")); err == nil {
+			t.Fatal("a package was written outside the output")
+		}
+	}
+}
