@@ -15,6 +15,10 @@ import (
 // PageSize is the granularity of the patch area's protections.
 const PageSize = 0x1000
 
+// maxArea bounds a patch area: it must sit within ±2 GiB of the module
+// with room to spare.
+const maxArea = 1 << 30
+
 // Layout is where everything a package carries goes in its patch area,
 // before the area has an address. The area is three page-aligned regions:
 // a read-only header (the Record that Status and Rollback read), the text
@@ -70,8 +74,8 @@ func Plan(p *pkgformat.Package) (*Layout, error) {
 	if !l.is64 && m.Base.Machine != "i386" {
 		return nil, fmt.Errorf("package is for machine %q: live apply supports amd64 and i386", m.Base.Machine)
 	}
-	var text uint32
-	align := func(n uint32) { text = (text + n - 1) &^ (n - 1) }
+	var text uint64
+	align := func(n uint64) { text = (text + n - 1) &^ (n - 1) }
 	for i := range m.Functions {
 		fn := &m.Functions[i]
 		code, err := p.Blob(fn.Code)
@@ -86,8 +90,11 @@ func Plan(p *pkgformat.Package) (*Layout, error) {
 			return nil, fmt.Errorf("function %s: %w", fn.Name, err)
 		}
 		align(16)
-		l.funcs = append(l.funcs, funcPlace{off: text, code: code, insts: insts})
-		text += uint32(len(code))
+		l.funcs = append(l.funcs, funcPlace{off: uint32(text), code: code, insts: insts})
+		text += uint64(len(code))
+		if text > maxArea {
+			return nil, fmt.Errorf("the package's code exceeds %d bytes", maxArea)
+		}
 	}
 	for i := range m.Functions {
 		for k, t := range m.Functions[i].Tables {
@@ -95,20 +102,20 @@ func Plan(p *pkgformat.Package) (*Layout, error) {
 				continue
 			}
 			align(8)
-			l.tables[[2]int{i, k}] = text
-			text += uint32(len(t.Targets)) * uint32(t.Entry)
+			l.tables[[2]int{i, k}] = uint32(text)
+			text += uint64(len(t.Targets)) * uint64(t.Entry)
 		}
 	}
-	slot := uint32(4)
+	slot := uint64(4)
 	if l.is64 {
 		slot = 8
 	}
 	for _, imp := range m.Imports {
 		align(slot)
-		l.slots[imp] = text
+		l.slots[imp] = uint32(text)
 		text += slot
 	}
-	var writable uint32
+	var writable uint64
 	for _, d := range m.Data {
 		var init []byte
 		if d.Init >= 0 {
@@ -120,12 +127,15 @@ func Plan(p *pkgformat.Package) (*Layout, error) {
 		}
 		if d.ReadOnly {
 			align(16)
-			l.data[d.NewRVA] = dataPlace{text: true, off: text, init: init}
-			text += d.Size
+			l.data[d.NewRVA] = dataPlace{text: true, off: uint32(text), init: init}
+			text += uint64(d.Size)
 		} else {
 			writable = (writable + 15) &^ 15
-			l.data[d.NewRVA] = dataPlace{off: writable, init: init}
-			writable += d.Size
+			l.data[d.NewRVA] = dataPlace{off: uint32(writable), init: init}
+			writable += uint64(d.Size)
+		}
+		if text > maxArea || writable > maxArea {
+			return nil, fmt.Errorf("the package's data exceeds %d bytes", maxArea)
 		}
 	}
 	if l.is64 {
@@ -134,8 +144,8 @@ func Plan(p *pkgformat.Package) (*Layout, error) {
 		}
 		if l.nUnwind > 0 {
 			align(4)
-			l.unwind = text
-			text += 12 * uint32(l.nUnwind)
+			l.unwind = uint32(text)
+			text += 12 * uint64(l.nUnwind)
 			for _, fn := range m.Functions {
 				for _, u := range fn.Unwind {
 					info, err := p.Blob(u.Info)
@@ -150,15 +160,19 @@ func Plan(p *pkgformat.Package) (*Layout, error) {
 						return nil, fmt.Errorf("function %s: its unwind info names an exception handler or chains to another entry (flags %#x); live apply does not relocate those yet", fn.Name, flags)
 					}
 					align(4)
-					l.infos = append(l.infos, text)
-					text += uint32(len(info))
+					l.infos = append(l.infos, uint32(text))
+					text += uint64(len(info))
 				}
 			}
 		}
 	}
-	l.TextSize = pageUp(max(text, 1))
-	l.DataSize = pageUp(writable)
-	l.HeaderSize = pageUp(uint32(recordBound(m)))
+	hdr := uint64(recordBound(m))
+	if text+writable+hdr > maxArea {
+		return nil, fmt.Errorf("the patch area would need %d bytes, more than %d", text+writable+hdr, maxArea)
+	}
+	l.TextSize = pageUp(uint32(max(text, 1)))
+	l.DataSize = pageUp(uint32(writable))
+	l.HeaderSize = pageUp(uint32(hdr))
 	return l, nil
 }
 
@@ -422,6 +436,9 @@ func (l *Layout) Link(base, preferred, area uint64, resolve Resolver) (*Linked, 
 				switch t.Kind {
 				case "absolute":
 					v = dst
+					if t.Entry == 4 && dst > math.MaxUint32 {
+						return nil, fmt.Errorf("function %s: jump table %d: 4-byte entries cannot hold %#x", fn.Name, ti, dst)
+					}
 				case "rva":
 					v = dst - base
 					if dst < base || dst-base > math.MaxUint32 {
@@ -516,6 +533,9 @@ func put(field []byte, x *pkgformat.Fixup, t, next, base uint64) error {
 		putN(field, int(x.Width), t)
 		return nil
 	case "imagebase32":
+		if t < base || t-base > math.MaxInt32 {
+			return fmt.Errorf("target %#x is not within 2 GiB above the module", t)
+		}
 		v = int64(t - base)
 	default:
 		return fmt.Errorf("unknown fixup kind %q", x.Kind)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/hpbuild/hpbuild/assemble"
@@ -246,7 +247,7 @@ func rvaToOffset(f *pe.File, rva uint32) (int, bool) {
 // FuzzParseRecord: a patch record read from a process never panics, and
 // what parses marshals back to a record that parses the same.
 func FuzzParseRecord(f *testing.F) {
-	r := Record{Format: RecordFormat, Package: "00", Sites: []RecordSite{{Func: "f", Addr: 1, Old: "90", New: "e9"}}}
+	r := Record{Format: RecordFormat, Package: strings.Repeat("ab", 32), Sites: []RecordSite{{Func: "f", Addr: 1, Old: "90", New: "e9"}}}
 	b, _ := r.Marshal()
 	f.Add(b)
 	f.Add([]byte(RecordMagic + "\xff\xff\xff\xff{}"))

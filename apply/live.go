@@ -77,8 +77,7 @@ func (e *SiteBusyError) Error() string {
 // waiting for threads to leave the bytes they rewrite.
 const suspendTries = 20
 
-// FindModule returns the loaded module named name (case-insensitive), or,
-// with name "", the one whose file name is the package's base name.
+// FindModule returns the loaded module named name (case-insensitive).
 func FindModule(proc Process, name string) (ModuleInfo, error) {
 	mods, err := proc.Modules()
 	if err != nil {
@@ -408,6 +407,9 @@ func Rollback(proc Process, p *pkgformat.Package) (*Record, error) {
 		cur, err := proc.Read(s.Addr, len(nw))
 		if err != nil {
 			return nil, fmt.Errorf("function %s: reading its site: %w", s.Func, err)
+		}
+		if bytes.Equal(cur, old) {
+			continue // restored by an earlier rollback that did not finish
 		}
 		if !bytes.Equal(cur, nw) {
 			return nil, fmt.Errorf("function %s: site at %#x holds %x, not the jump apply wrote (%x); nothing restored", s.Func, s.Addr, cur, nw)

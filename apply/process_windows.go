@@ -45,7 +45,11 @@ func OpenProcess(pid int) (Process, error) {
 		windows.CloseHandle(h)
 		return nil, fmt.Errorf("process %d: %w", pid, err)
 	}
-	if target32 := wow || !is64; target32 != !is64 || (!is64 && wow != self) {
+	// A 64-bit hpbuild patches native 64-bit processes (not WOW64); a
+	// 32-bit one, itself under WOW64 on 64-bit Windows, patches processes
+	// that are 32-bit like it.
+	target32 := wow || (!is64 && !self)
+	if target32 == is64 {
 		windows.CloseHandle(h)
 		want := "64-bit hpbuild"
 		if target32 {
@@ -255,12 +259,19 @@ func (p *winProcess) Suspend() (Suspended, error) {
 			seen[e.ThreadID] = true
 			fresh++
 			t, err := windows.OpenThread(windows.THREAD_SUSPEND_RESUME|windows.THREAD_GET_CONTEXT|windows.THREAD_QUERY_INFORMATION, false, e.ThreadID)
-			if err != nil {
+			if errors.Is(err, windows.ERROR_INVALID_PARAMETER) {
 				continue // exited meanwhile
 			}
-			if r, _, _ := procSuspendThread.Call(uintptr(t)); r == 0xffffffff {
+			if err != nil {
+				windows.CloseHandle(snap)
+				s.Resume()
+				return nil, fmt.Errorf("opening thread %d: %w", e.ThreadID, err)
+			}
+			if r, _, err := procSuspendThread.Call(uintptr(t)); r == 0xffffffff {
 				windows.CloseHandle(t)
-				continue
+				windows.CloseHandle(snap)
+				s.Resume()
+				return nil, fmt.Errorf("suspending thread %d: %w", e.ThreadID, err)
 			}
 			s.threads = append(s.threads, t)
 			buf := make([]byte, contextSize+16)
@@ -305,19 +316,22 @@ func (p *winProcess) Call(fn uint64, args ...uint64) (uint64, error) {
 	if at == 0 {
 		return 0, errors.New("allocating a call stub failed")
 	}
-	defer p.Free(at)
 	var put uintptr
 	if err := windows.WriteProcessMemory(p.h, uintptr(at), &stub[0], uintptr(len(stub)), &put); err != nil {
+		p.Free(at)
 		return 0, fmt.Errorf("writing a call stub: %w", err)
 	}
 	th, _, err := procCreateRemoteThread.Call(uintptr(p.h), 0, 0, uintptr(at), 0, 0, 0)
 	if th == 0 {
+		p.Free(at)
 		return 0, fmt.Errorf("starting a thread in the process: %w", err)
 	}
 	defer windows.CloseHandle(windows.Handle(th))
 	if ev, err := windows.WaitForSingleObject(windows.Handle(th), 10000); ev != windows.WAIT_OBJECT_0 {
+		// The thread may still run the stub: it stays allocated (one page).
 		return 0, fmt.Errorf("the call in the process did not finish: %v", err)
 	}
+	defer p.Free(at)
 	var code uint32
 	if r, _, err := procGetExitCodeThread.Call(th, uintptr(unsafe.Pointer(&code))); r == 0 {
 		return 0, err

@@ -94,6 +94,14 @@ func ParseRecord(b []byte) (r Record, ok bool, err error) {
 	if r.Format != RecordFormat {
 		return r, true, fmt.Errorf("patch record of format %q, this hpbuild reads %s", r.Format, RecordFormat)
 	}
+	if !isHex(r.Package, 64) {
+		return r, true, fmt.Errorf("patch record: package digest %q is not 64 hex digits", r.Package)
+	}
+	for _, s := range r.Sites {
+		if len(s.Old) != len(s.New) || len(s.Old) == 0 || len(s.Old) > 64 || !isHex(s.Old, len(s.Old)) || !isHex(s.New, len(s.New)) {
+			return r, true, fmt.Errorf("patch record: site of %q has bytes %q / %q", s.Func, s.Old, s.New)
+		}
+	}
 	return r, true, nil
 }
 
@@ -104,4 +112,17 @@ func RecordLen(b []byte) int {
 		return 0
 	}
 	return 12 + int(min(binary.LittleEndian.Uint32(b[8:]), maxRecord))
+}
+
+// isHex says whether s is n lower-case hex digits (n even).
+func isHex(s string, n int) bool {
+	if len(s) != n || n%2 != 0 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }

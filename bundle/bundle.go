@@ -498,6 +498,7 @@ func ReadIndex(out string, keys []*signing.PublicKey) (*Index, error) {
 // binary and no shard, and its signature.
 func Merge(out string, shards []string, key *signing.PrivateKey, keys []*signing.PublicKey) (*Index, error) {
 	var all []Entry
+	var read []*Index
 	tool, n := "", 0
 	seen := map[string]string{}
 	for _, dir := range shards {
@@ -519,6 +520,7 @@ func Merge(out string, shards []string, key *signing.PrivateKey, keys []*signing
 			return nil, fmt.Errorf("shard %s given twice: %s and %s", ix.Shard, prev, dir)
 		}
 		seen[ix.Shard] = dir
+		read = append(read, ix)
 		for _, e := range ix.Binaries {
 			if err := checkEntryPaths(e); err != nil {
 				return nil, fmt.Errorf("%s: %w", dir, err)
@@ -538,9 +540,8 @@ func Merge(out string, shards []string, key *signing.PrivateKey, keys []*signing
 	if err := prepareOut(out); err != nil {
 		return nil, err
 	}
-	for _, dir := range shards {
-		ix, _ := ReadIndex(dir, nil)
-		for _, e := range ix.Binaries {
+	for k, dir := range shards {
+		for _, e := range read[k].Binaries {
 			if e.Package == "" {
 				continue
 			}

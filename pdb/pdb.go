@@ -136,7 +136,7 @@ func Open(path string) (*File, error) {
 		return nil, fmt.Errorf("%s: not a regular file", path)
 	}
 	if st.Size() > maxPDBFileSize {
-		return nil, fmt.Errorf("%s: pdb: file too large (%d bytes, limit %d)", path, st.Size(), maxPDBFileSize)
+		return nil, fmt.Errorf("%s: pdb: file too large (%d bytes, limit %d)", path, st.Size(), int64(maxPDBFileSize))
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {

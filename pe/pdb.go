@@ -134,7 +134,7 @@ func (f *File) tryPDB(path string, cv DebugEntry, found string) (bool, error) {
 		return false, fmt.Errorf("pdb %s: not a regular file", path)
 	}
 	if st.Size() > maxFileSize {
-		return false, fmt.Errorf("pdb %s: too large (%d bytes, limit %d)", path, st.Size(), maxFileSize)
+		return false, fmt.Errorf("pdb %s: too large (%d bytes, limit %d)", path, st.Size(), int64(maxFileSize))
 	}
 	// Mapped like the image: nothing parsed from the PDB aliases it, so
 	// the mapping ends here and the file never occupies the heap.

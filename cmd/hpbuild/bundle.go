@@ -23,7 +23,7 @@ func bundleCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "bundle",
 		Usage:     "diff two release trees and build a package for every hot-patchable binary",
-		UsageText: "hpbuild bundle --key KEY -o OUT [--jobs N] [--shard I/N] [--sequence N] [--fail-on reboot-required] [--quiet] OLD_DIR NEW_DIR\n   hpbuild bundle merge --key KEY [--pub KEY ...] -o OUT SHARD_OUT...",
+		UsageText: "hpbuild bundle --key KEY -o OUT [--jobs N] [--shard I/N] [--sequence N] [--fail-on reboot-required] [--html FILE] [--quiet] OLD_DIR NEW_DIR\n   hpbuild bundle merge --key KEY [--pub KEY ...] [--fail-on reboot-required] -o OUT SHARD_OUT...",
 		Description: `Bundle pairs the files of OLD_DIR and NEW_DIR by relative path and
 compares the PE images among them, --jobs at a time (default: the number
 of cores). For every hot-patchable binary it writes a signed package to
@@ -114,7 +114,7 @@ func bundleMergeCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "merge",
 		Usage:     "join the outputs of bundle --shard runs",
-		UsageText: "hpbuild bundle merge --key KEY [--pub KEY ...] -o OUT SHARD_OUT...",
+		UsageText: "hpbuild bundle merge --key KEY [--pub KEY ...] [--fail-on reboot-required] -o OUT SHARD_OUT...",
 		Description: `Merge checks that the SHARD_OUT directories are every shard of one run
 (each once; with --pub, each index signed by a trusted key), copies their
 packages (checked against the SHA-256 their index gives) and writes the
