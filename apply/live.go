@@ -131,11 +131,11 @@ func Applied(proc Process) ([]Record, error) {
 		}
 		b, err := proc.Read(a, n)
 		if err != nil {
-			return nil, fmt.Errorf("reading the patch record at %#x: %w", a, err)
+			continue // not all of it readable: not one of ours
 		}
 		r, _, err := ParseRecord(b)
 		if err != nil {
-			return nil, fmt.Errorf("patch area at %#x: %w", a, err)
+			continue // the magic by chance, or damaged: not one we can act on
 		}
 		if r.Area == a {
 			out = append(out, r)
@@ -333,12 +333,35 @@ func writeSites(proc Process, sites []SiteWrite, restore bool) error {
 			pause(try)
 			continue
 		}
-		err = writeAll(proc, sites, restore)
+		err = checkSites(proc, sites, restore)
+		if err == nil {
+			err = writeAll(proc, sites, restore)
+		}
 		if rerr := sus.Resume(); rerr != nil {
 			err = errors.Join(err, rerr)
 		}
 		return err
 	}
+}
+
+// checkSites compares every site with what must be there before it is
+// written (the original bytes, or for a restore the jump), with the
+// threads stopped: nothing may have changed since the first look.
+func checkSites(proc Process, sites []SiteWrite, restore bool) error {
+	for _, s := range sites {
+		want := s.Old
+		if restore {
+			want = s.New
+		}
+		cur, err := proc.Read(s.Addr, len(want))
+		if err != nil {
+			return fmt.Errorf("function %s: reading its site: %w", s.Func, err)
+		}
+		if !bytes.Equal(cur, want) {
+			return fmt.Errorf("function %s: site at %#x changed to %x while the process was being prepared; nothing written", s.Func, s.Addr, cur)
+		}
+	}
+	return nil
 }
 
 func writeAll(proc Process, sites []SiteWrite, restore bool) error {
@@ -378,13 +401,27 @@ func writeSite(proc Process, s SiteWrite, restore bool) error {
 	return proc.FlushCode(s.Addr, uint32(len(b)))
 }
 
-// Rollback takes the package applied to a process out again: the sites
+// Rollback takes the package applied to a process (to module, when not
+// "") out again: the sites
 // must still hold what apply wrote; the original bytes go back and the
 // patch area is released once no thread is inside it.
-func Rollback(proc Process, p *pkgformat.Package) (*Record, error) {
+func Rollback(proc Process, p *pkgformat.Package, module string) (*Record, error) {
 	applied, err := Applied(proc)
 	if err != nil {
 		return nil, err
+	}
+	if module != "" {
+		mod, err := FindModule(proc, module)
+		if err != nil {
+			return nil, err
+		}
+		var mine []Record
+		for _, r := range applied {
+			if r.Base == mod.Base {
+				mine = append(mine, r)
+			}
+		}
+		applied = mine
 	}
 	d := p.Digest()
 	want := hex.EncodeToString(d[:])

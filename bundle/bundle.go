@@ -53,7 +53,8 @@ var Verdicts = []string{Hotpatchable, RebootRequired, Identical, Added, Removed,
 type Index struct {
 	Schema   string         `json:"schema"`
 	Tool     string         `json:"tool"`
-	Shard    string         `json:"shard"` // "i/n" for a shard's index, "" for a whole tree
+	Shard    string         `json:"shard"`    // "i/n" for a shard's index, "" for a whole tree
+	Sequence uint64         `json:"sequence"` // of the packages
 	Summary  map[string]int `json:"summary"`
 	Binaries []Entry        `json:"binaries"`
 }
@@ -175,9 +176,15 @@ func Run(oldDir, newDir, out string, o Options) (*Index, error) {
 	close(jobs)
 	wg.Wait()
 	if firstErr != nil {
+		// OUT was new or empty: leave nothing of a run that failed.
+		if ents, err := os.ReadDir(out); err == nil {
+			for _, e := range ents {
+				os.RemoveAll(filepath.Join(out, e.Name()))
+			}
+		}
 		return nil, firstErr
 	}
-	ix := &Index{Schema: Schema, Tool: o.Tool, Binaries: entries}
+	ix := &Index{Schema: Schema, Tool: o.Tool, Sequence: max(o.Sequence, 1), Binaries: entries}
 	if o.Shards > 0 {
 		ix.Shard = fmt.Sprintf("%d/%d", o.Shard, o.Shards)
 	}
@@ -499,7 +506,7 @@ func ReadIndex(out string, keys []*signing.PublicKey) (*Index, error) {
 func Merge(out string, shards []string, key *signing.PrivateKey, keys []*signing.PublicKey) (*Index, error) {
 	var all []Entry
 	var read []*Index
-	tool, n := "", 0
+	tool, n, seq := "", 0, uint64(0)
 	seen := map[string]string{}
 	for _, dir := range shards {
 		ix, err := ReadIndex(dir, keys)
@@ -511,10 +518,10 @@ func Merge(out string, shards []string, key *signing.PrivateKey, keys []*signing
 			return nil, fmt.Errorf("%s is not a shard's output (shard %q)", dir, ix.Shard)
 		}
 		if n == 0 {
-			n, tool = k, ix.Tool
+			n, tool, seq = k, ix.Tool, ix.Sequence
 		}
-		if k != n || ix.Tool != tool {
-			return nil, fmt.Errorf("%s is shard %s of another run (%d shards, tool %q; expected %d, %q)", dir, ix.Shard, k, ix.Tool, n, tool)
+		if k != n || ix.Tool != tool || ix.Sequence != seq {
+			return nil, fmt.Errorf("%s is shard %s of another run (%d shards, tool %q, sequence %d; expected %d, %q, %d)", dir, ix.Shard, k, ix.Tool, ix.Sequence, n, tool, seq)
 		}
 		if prev, dup := seen[ix.Shard]; dup {
 			return nil, fmt.Errorf("shard %s given twice: %s and %s", ix.Shard, prev, dir)
@@ -550,7 +557,7 @@ func Merge(out string, shards []string, key *signing.PrivateKey, keys []*signing
 			}
 		}
 	}
-	ix := &Index{Schema: Schema, Tool: tool, Binaries: all, Summary: summarize(all)}
+	ix := &Index{Schema: Schema, Tool: tool, Sequence: seq, Binaries: all, Summary: summarize(all)}
 	if err := WriteIndex(out, ix, key); err != nil {
 		return nil, err
 	}

@@ -190,14 +190,23 @@ func TestBundleShardsMerge(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameTree(t, whole, merged)
-	if _, err := bundle.Merge(filepath.Join(tmp, "m2"), shards[:2], k, nil); err == nil {
-		t.Error("merge of 2 of 3 shards succeeded")
+	if _, err := bundle.Merge(filepath.Join(tmp, "m2"), shards[:2], k, nil); err == nil || !strings.Contains(err.Error(), "2 of 3 shards given") {
+		t.Errorf("merge of 2 of 3 shards: %v", err)
 	}
-	if _, err := bundle.Merge(filepath.Join(tmp, "m3"), []string{shards[0], shards[0], shards[1]}, k, nil); err == nil {
-		t.Error("merge with a repeated shard succeeded")
+	if _, err := bundle.Merge(filepath.Join(tmp, "m3"), []string{shards[0], shards[0], shards[1]}, k, nil); err == nil || !strings.Contains(err.Error(), "given twice") {
+		t.Errorf("merge with a repeated shard: %v", err)
 	}
-	if _, err := bundle.Merge(filepath.Join(tmp, "m4"), shards, k, []*signing.PublicKey{key(t, 3).Public()}); err == nil {
-		t.Error("merge accepted shards signed by an untrusted key")
+	var ve *pkgformat.VerifyError
+	if _, err := bundle.Merge(filepath.Join(tmp, "m4"), shards, k, []*signing.PublicKey{key(t, 3).Public()}); !errors.As(err, &ve) {
+		t.Errorf("merge of shards signed by an untrusted key: %v", err)
+	}
+	// Shards of a run with another sequence do not mix.
+	other := filepath.Join(tmp, "other")
+	if _, err := bundle.Run(oldDir, newDir, other, bundle.Options{Key: k, Jobs: 2, Shard: 3, Shards: 3, Sequence: 2, Tool: "hpbuild test"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bundle.Merge(filepath.Join(tmp, "m5"), []string{shards[0], shards[1], other}, k, nil); err == nil || !strings.Contains(err.Error(), "of another run") {
+		t.Errorf("merge of shards of two runs: %v", err)
 	}
 }
 

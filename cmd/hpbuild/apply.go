@@ -143,7 +143,7 @@ func patchAction(c *cli.Context, back bool) error {
 	}
 	defer apply.Close(proc)
 	if back {
-		rec, err := apply.Rollback(proc, p)
+		rec, err := apply.Rollback(proc, p, t.module)
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
