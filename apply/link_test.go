@@ -166,11 +166,45 @@ func checkLinked(t *testing.T, p *pkgformat.Package, l *Layout, k *Linked, old *
 				} else {
 					want = k.TextAddr() + uint64(l.slots[x.Import])
 				}
-			default:
-				continue // data and tables: their placement is the layout's
+			case "patch-data":
+				d, ok := l.data[x.Ref]
+				if !ok {
+					t.Fatalf("%s +%#x: no carried data at %#x", fn.Name, x.Off, x.Ref)
+				}
+				region := k.DataAddr()
+				if d.text {
+					region = k.TextAddr()
+				}
+				want = region + uint64(d.off) + uint64(x.Sub)
+			case "jump-table":
+				want = tableAddr(l, k, m, i, int(x.Sub), funcAt)
 			}
 			if got != want {
 				t.Errorf("%s +%#x (%s to %s %#x): reaches %#x, want %#x", fn.Name, x.Off, x.Kind, x.Target, x.RVA, got, want)
+			}
+		}
+	}
+	for i, fn := range m.Functions {
+		for ti, tb := range fn.Tables {
+			at := tableAddr(l, k, m, i, ti, funcAt)
+			off := int(at - k.TextAddr())
+			for e, to := range tb.Targets {
+				raw := uint64(0)
+				for b := 0; b < int(tb.Entry); b++ {
+					raw |= uint64(k.Text[off+e*int(tb.Entry)+b]) << (8 * b)
+				}
+				var got uint64
+				switch tb.Kind {
+				case "absolute":
+					got = raw
+				case "rva":
+					got = k.Base + raw
+				default:
+					got = at + uint64(int64(int32(uint32(raw))))
+				}
+				if want := funcAt[fn.NewRVA] + uint64(to); got != want {
+					t.Errorf("%s: jump table %d entry %d reaches %#x, want %#x", fn.Name, ti, e, got, want)
+				}
 			}
 		}
 	}
@@ -224,6 +258,17 @@ func checkLinked(t *testing.T, p *pkgformat.Package, l *Layout, k *Linked, old *
 			t.Errorf("%s: expected original %x, the rebased module holds %x", s.Func, s.Old, want)
 		}
 	}
+}
+
+// tableAddr is where table ti of function i is in the linked area.
+func tableAddr(l *Layout, k *Linked, m *pkgformat.Manifest, i, ti int, funcAt map[uint32]uint64) uint64 {
+	fn := &m.Functions[i]
+	t := fn.Tables[ti]
+	if t.InCode {
+		off, _ := codeOffset(fn, t.NewRVA)
+		return funcAt[fn.NewRVA] + uint64(off)
+	}
+	return k.TextAddr() + uint64(l.tables[[2]int{i, ti}])
 }
 
 func sortSearchStart(insts []instSpan, off uint32) uint32 {
