@@ -270,6 +270,26 @@ func codeOffset(fn *pkgformat.Function, rva uint32) (uint32, bool) {
 	return 0, false
 }
 
+// ReturnOffsets returns the text-region offsets just after every call
+// instruction of the carried code: the return addresses a thread's stack
+// holds while a call made from patched code is in progress.
+func (l *Layout) ReturnOffsets() []uint32 {
+	mode := 32
+	if l.is64 {
+		mode = 64
+	}
+	var out []uint32
+	for _, f := range l.funcs {
+		for _, in := range f.insts {
+			d, err := disasm.Decode(f.code[in.start:in.end], uint64(in.start), mode)
+			if err == nil && (d.Flow == disasm.FlowCall || d.Flow == disasm.FlowIndirectCall) {
+				out = append(out, f.off+in.end)
+			}
+		}
+	}
+	return out
+}
+
 // instEnd returns the end of the instruction holding the field at off.
 func instEnd(insts []instSpan, off uint32, width uint8) (uint32, bool) {
 	i := sort.Search(len(insts), func(i int) bool { return insts[i].end > off })

@@ -311,3 +311,46 @@ func FuzzParseRecord(f *testing.F) {
 		}
 	})
 }
+
+// TestReturnOffsets: the return addresses rollback looks for on the
+// stacks are the ends of the carried code's calls (live_patch: mix calls
+// the new bump), and stackRefers finds one in a pointer-sized slot only.
+func TestReturnOffsets(t *testing.T) {
+	p, _ := fixturePackage(t, "../testdata/live_patch/x64")
+	if p == nil {
+		t.Fatal("live_patch/x64 is not hot-patchable")
+	}
+	l, err := Plan(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	offs := l.ReturnOffsets()
+	if len(offs) == 0 {
+		t.Fatal("no return offsets in code that calls bump and lstrlenA")
+	}
+	for _, off := range offs {
+		found := false
+		for _, f := range l.funcs {
+			for _, in := range f.insts {
+				if f.off+in.end == off {
+					d, err := disasm.Decode(f.code[in.start:in.end], 0, 64)
+					found = err == nil && (d.Flow == disasm.FlowCall || d.Flow == disasm.FlowIndirectCall)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("return offset %#x does not follow a call", off)
+		}
+	}
+	ret := map[uint64]bool{0x1122334455667788: true}
+	stack := make([]byte, 64)
+	binary.LittleEndian.PutUint64(stack[24:], 0x1122334455667788)
+	if a, ok := stackRefers(stack, ret, true); !ok || a != 0x1122334455667788 {
+		t.Errorf("stackRefers missed the slot: %#x %v", a, ok)
+	}
+	binary.LittleEndian.PutUint64(stack[24:], 0)
+	binary.LittleEndian.PutUint64(stack[28:], 0x1122334455667788) // not slot-aligned
+	if _, ok := stackRefers(stack, ret, true); ok {
+		t.Error("stackRefers matched an unaligned value")
+	}
+}

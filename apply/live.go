@@ -62,6 +62,9 @@ type Process interface {
 // Suspended is a process whose threads are stopped.
 type Suspended interface {
 	IPs() []uint64
+	// Stacks returns, per thread, the live part of its stack: from its
+	// stack pointer to the end of the committed region that holds it.
+	Stacks() ([][]byte, error)
 	Resume() error
 }
 
@@ -462,7 +465,14 @@ func Rollback(proc Process, p *pkgformat.Package, module string) (*Record, error
 	if err := writeSites(proc, sites, true); err != nil {
 		return nil, err
 	}
-	if err := waitOutside(proc, rec.Area, rec.Size); err != nil {
+	var returns []uint64
+	if l, err := Plan(p); err == nil {
+		text := rec.Area + uint64(l.HeaderSize)
+		for _, off := range l.ReturnOffsets() {
+			returns = append(returns, text+uint64(off))
+		}
+	}
+	if err := waitOutside(proc, rec.Area, rec.Size, returns, proc.Is64()); err != nil {
 		return rec, fmt.Errorf("sites restored, but the patch area stays: %w", err)
 	}
 	if rec.Unwind != 0 {
@@ -477,30 +487,66 @@ func Rollback(proc Process, p *pkgformat.Package, module string) (*Record, error
 }
 
 // waitOutside waits (bounded) until no thread's instruction pointer is in
-// [area, area+size).
-func waitOutside(proc Process, area, size uint64) error {
+// [area, area+size) and no thread's stack holds one of the return
+// addresses into the patch code (a call made from patched code that has
+// not returned yet).
+func waitOutside(proc Process, area, size uint64, returns []uint64, is64 bool) error {
+	ret := make(map[uint64]bool, len(returns))
+	for _, r := range returns {
+		ret[r] = true
+	}
 	for try := 0; ; try++ {
 		sus, err := proc.Suspend()
 		if err != nil {
 			return err
 		}
-		inside := false
+		why := ""
 		for _, ip := range sus.IPs() {
 			if ip >= area && ip < area+size {
-				inside = true
+				why = fmt.Sprintf("a thread is executing patch code at %#x", ip)
+			}
+		}
+		if why == "" && len(ret) > 0 {
+			stacks, err := sus.Stacks()
+			if err != nil {
+				sus.Resume()
+				return err
+			}
+			for _, st := range stacks {
+				if a, ok := stackRefers(st, ret, is64); ok {
+					why = fmt.Sprintf("a thread's stack holds the return address %#x into patch code", a)
+				}
 			}
 		}
 		if err := sus.Resume(); err != nil {
 			return err
 		}
-		if !inside {
+		if why == "" {
 			return nil
 		}
 		if try+1 >= suspendTries {
-			return fmt.Errorf("a thread is still executing patch code at %#x after %d tries", area, suspendTries)
+			return fmt.Errorf("%s after %d tries; roll back again when the call has returned", why, suspendTries)
 		}
 		pause(try)
 	}
+}
+
+// stackRefers looks for one of ret in the pointer-sized slots of stack.
+func stackRefers(stack []byte, ret map[uint64]bool, is64 bool) (uint64, bool) {
+	w := 4
+	if is64 {
+		w = 8
+	}
+	for i := 0; i+w <= len(stack); i += w {
+		v := uint64(binary.LittleEndian.Uint32(stack[i:]))
+		if is64 {
+			v = binary.LittleEndian.Uint64(stack[i:])
+		}
+		if ret[v] {
+			return v, true
+		}
+	}
+	return 0, false
 }
 
 // ResolveImport finds "dll!name" in the process: the module's export

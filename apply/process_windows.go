@@ -221,11 +221,36 @@ func (p *winProcess) Regions() ([]uint64, error) {
 
 // winSuspended is the process with its threads suspended.
 type winSuspended struct {
+	p       *winProcess
 	threads []windows.Handle
 	ips     []uint64
+	sps     []uint64
 }
 
 func (s *winSuspended) IPs() []uint64 { return s.ips }
+
+// maxStackScan bounds how much of one thread's stack is read.
+const maxStackScan = 8 << 20
+
+func (s *winSuspended) Stacks() ([][]byte, error) {
+	var out [][]byte
+	for _, sp := range s.sps {
+		var mbi windows.MemoryBasicInformation
+		if err := windows.VirtualQueryEx(s.p.h, uintptr(sp), &mbi, unsafe.Sizeof(mbi)); err != nil {
+			return nil, fmt.Errorf("stack at %#x: %w", sp, err)
+		}
+		end := uint64(mbi.BaseAddress) + uint64(mbi.RegionSize)
+		if end <= sp {
+			continue
+		}
+		b, err := s.p.Read(sp, int(min(end-sp, maxStackScan)))
+		if err != nil {
+			return nil, fmt.Errorf("reading a stack: %w", err)
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
 
 func (s *winSuspended) Resume() error {
 	var errs []error
@@ -240,7 +265,7 @@ func (s *winSuspended) Resume() error {
 }
 
 func (p *winProcess) Suspend() (Suspended, error) {
-	s := &winSuspended{}
+	s := &winSuspended{p: p}
 	seen := map[uint32]bool{}
 	// Threads may start while we suspend: take snapshots until one shows
 	// no thread we have not stopped.
@@ -284,6 +309,7 @@ func (p *winProcess) Suspend() (Suspended, error) {
 				return nil, fmt.Errorf("reading thread %d's context: %w", e.ThreadID, err)
 			}
 			s.ips = append(s.ips, instructionPointer(ctx))
+			s.sps = append(s.sps, stackPointer(ctx))
 		}
 		windows.CloseHandle(snap)
 		if fresh == 0 {
