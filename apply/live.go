@@ -568,6 +568,16 @@ func resolveExport(proc Process, dll, name string, depth int) (uint64, error) {
 	}
 	mod, err := FindModule(proc, dll)
 	if err != nil {
+		lower := strings.ToLower(dll)
+		if strings.HasPrefix(lower, "api-ms-") || strings.HasPrefix(lower, "ext-ms-") {
+			// An API set: the process's schema maps it to a host DLL;
+			// the core sets live in these.
+			for _, host := range []string{"kernelbase.dll", "kernel32.dll", "ntdll.dll"} {
+				if a, herr := resolveExport(proc, host, name, depth+1); herr == nil {
+					return a, nil
+				}
+			}
+		}
 		return 0, fmt.Errorf("%w (hpbuild does not load libraries into a process)", err)
 	}
 	h, err := proc.Read(mod.Base, 0x400)

@@ -260,13 +260,19 @@ func prepareOut(out string) error {
 	return os.MkdirAll(filepath.Join(out, "packages"), 0o755)
 }
 
-func fileInfo(path string) (*FileInfo, []byte, error) {
-	b, err := os.ReadFile(path)
+// fileInfo hashes a file as a stream (pe.Open maps it afterwards).
+func fileInfo(path string) (*FileInfo, error) {
+	f, err := os.Open(path)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	d := sha256.Sum256(b)
-	return &FileInfo{Size: int64(len(b)), SHA256: hex.EncodeToString(d[:])}, b, nil
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	return &FileInfo{Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
 }
 
 // classify opens a file as a PE image: the file, or the verdict and reason
@@ -307,12 +313,12 @@ func one(oldDir, newDir, out, rel, oldPath, newPath string, o Options) (Entry, e
 	e := Entry{Path: rel, Rules: []string{}}
 	var err error
 	if oldPath != "" {
-		if e.Old, _, err = fileInfo(oldPath); err != nil {
+		if e.Old, err = fileInfo(oldPath); err != nil {
 			return e, err
 		}
 	}
 	if newPath != "" {
-		if e.New, _, err = fileInfo(newPath); err != nil {
+		if e.New, err = fileInfo(newPath); err != nil {
 			return e, err
 		}
 	}
