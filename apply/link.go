@@ -1,7 +1,6 @@
 package apply
 
 import (
-	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
@@ -52,8 +51,12 @@ type dataPlace struct {
 	init []byte // nil: zeros
 }
 
-// instSpan is one decoded instruction of carried code: [start, end) in code space.
-type instSpan struct{ start, end uint32 }
+// instSpan is one decoded instruction of carried code: [start, end) in
+// code space; call is set for direct and indirect calls.
+type instSpan struct {
+	start, end uint32
+	call       bool
+}
 
 // Size is the whole area in bytes.
 func (l *Layout) Size() uint32 { return l.HeaderSize + l.TextSize + l.DataSize }
@@ -249,7 +252,7 @@ func (l *Layout) decode(fn *pkgformat.Function, code []byte) ([]instSpan, error)
 				pc++
 				continue
 			}
-			out = append(out, instSpan{pc, pc + uint32(in.Len)})
+			out = append(out, instSpan{pc, pc + uint32(in.Len), in.Flow == disasm.FlowCall || in.Flow == disasm.FlowIndirectCall})
 			pc += uint32(in.Len)
 		}
 		at = end
@@ -274,15 +277,10 @@ func codeOffset(fn *pkgformat.Function, rva uint32) (uint32, bool) {
 // instruction of the carried code: the return addresses a thread's stack
 // holds while a call made from patched code is in progress.
 func (l *Layout) ReturnOffsets() []uint32 {
-	mode := 32
-	if l.is64 {
-		mode = 64
-	}
 	var out []uint32
 	for _, f := range l.funcs {
 		for _, in := range f.insts {
-			d, err := disasm.Decode(f.code[in.start:in.end], uint64(in.start), mode)
-			if err == nil && (d.Flow == disasm.FlowCall || d.Flow == disasm.FlowIndirectCall) {
+			if in.call {
 				out = append(out, f.off+in.end)
 			}
 		}
@@ -667,11 +665,4 @@ func relocate(b []byte, offs []int, delta uint64, is64 bool) ([]byte, error) {
 		}
 	}
 	return out, nil
-}
-
-// bodyDigest is old_sha256's definition: SHA-256 of the body with every
-// base-relocated field zeroed.
-func bodyDigest(b []byte) string {
-	d := sha256.Sum256(b)
-	return hex.EncodeToString(d[:])
 }

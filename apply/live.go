@@ -94,25 +94,33 @@ func FindModule(proc Process, name string) (ModuleInfo, error) {
 	return ModuleInfo{}, fmt.Errorf("no module %s in the process", name)
 }
 
+// mappedHeader reads the headers of the module loaded at base: the first
+// 1 KiB, and the offsets of its NT and optional headers in it (room for
+// every field read here is checked).
+func mappedHeader(proc Process, base uint64) (h []byte, opt uint32, err error) {
+	h, err = proc.Read(base, 0x400)
+	if err != nil {
+		return nil, 0, fmt.Errorf("reading the module header: %w", err)
+	}
+	if h[0] != 'M' || h[1] != 'Z' {
+		return nil, 0, fmt.Errorf("no MZ header at %#x", base)
+	}
+	nt := binary.LittleEndian.Uint32(h[0x3c:])
+	if nt > 0x400-0x100 || string(h[nt:nt+4]) != "PE\x00\x00" {
+		return nil, 0, fmt.Errorf("no PE header at %#x", base)
+	}
+	return h, nt + 24, nil
+}
+
 // moduleIdentity reads TimeDateStamp, CheckSum and SizeOfImage from the
 // mapped header of a module.
 func moduleIdentity(proc Process, base uint64) (ts, sum, size uint32, err error) {
-	h, err := proc.Read(base, 0x400)
+	h, opt, err := mappedHeader(proc, base)
 	if err != nil {
-		return 0, 0, 0, fmt.Errorf("reading the module header: %w", err)
+		return 0, 0, 0, err
 	}
-	if h[0] != 'M' || h[1] != 'Z' {
-		return 0, 0, 0, fmt.Errorf("no MZ header at %#x", base)
-	}
-	nt := binary.LittleEndian.Uint32(h[0x3c:])
-	if nt > 0x400-0x60 || string(h[nt:nt+4]) != "PE\x00\x00" {
-		return 0, 0, 0, fmt.Errorf("no PE header at %#x", base)
-	}
-	ts = binary.LittleEndian.Uint32(h[nt+8:])
-	opt := nt + 24
-	size = binary.LittleEndian.Uint32(h[opt+56:])
-	sum = binary.LittleEndian.Uint32(h[opt+64:])
-	return ts, sum, size, nil
+	le := binary.LittleEndian
+	return le.Uint32(h[opt-16:]), le.Uint32(h[opt+64:]), le.Uint32(h[opt+56:]), nil
 }
 
 // Applied lists the patch records in a process, with the address of the
@@ -580,15 +588,10 @@ func resolveExport(proc Process, dll, name string, depth int) (uint64, error) {
 		}
 		return 0, fmt.Errorf("%w (hpbuild does not load libraries into a process)", err)
 	}
-	h, err := proc.Read(mod.Base, 0x400)
+	h, opt, err := mappedHeader(proc, mod.Base)
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("module %s: %w", mod.Name, err)
 	}
-	nt := binary.LittleEndian.Uint32(h[0x3c:])
-	if nt > 0x400-0x100 {
-		return 0, fmt.Errorf("module %s: bad header", mod.Name)
-	}
-	opt := nt + 24
 	dirs := opt + 96
 	if binary.LittleEndian.Uint16(h[opt:]) == 0x20b {
 		dirs = opt + 112

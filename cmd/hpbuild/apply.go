@@ -188,11 +188,11 @@ func fileAction(w io.Writer, p *pkgformat.Package, t patchTarget, back bool) err
 	if err := writeFileAtomic(t.output, out, 0o644); err != nil {
 		return err
 	}
-	from, to := m.Base, m.Target.SHA256
+	sum := m.Target.SHA256
 	if back {
-		to = from.SHA256
+		sum = m.Base.SHA256
 	}
-	fmt.Fprintf(w, "wrote %s (sha256 %s, %d bytes)\n", t.output, to, len(out))
+	fmt.Fprintf(w, "wrote %s (sha256 %s, %d bytes)\n", t.output, sum, len(out))
 	return nil
 }
 

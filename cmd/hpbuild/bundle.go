@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -61,9 +60,9 @@ Examples:
 			if c.String("key") == "" || c.String("o") == "" {
 				return &usageError{err: errors.New("bundle needs --key KEY and -o OUT")}
 			}
-			failOn := c.String("fail-on")
-			if failOn != "" && failOn != "reboot-required" {
-				return &usageError{err: fmt.Errorf("--fail-on: unknown condition %q (want reboot-required)", failOn)}
+			failOn, err := bundleFailOn(c)
+			if err != nil {
+				return err
 			}
 			jobs := c.Int("jobs")
 			if jobs == 0 {
@@ -135,9 +134,9 @@ Examples:
 			if c.String("key") == "" || c.String("o") == "" {
 				return &usageError{err: errors.New("bundle merge needs --key KEY and -o OUT")}
 			}
-			failOn := c.String("fail-on")
-			if failOn != "" && failOn != "reboot-required" {
-				return &usageError{err: fmt.Errorf("--fail-on: unknown condition %q (want reboot-required)", failOn)}
+			failOn, err := bundleFailOn(c)
+			if err != nil {
+				return err
 			}
 			key, err := signing.LoadPrivate(c.String("key"))
 			if err != nil {
@@ -154,6 +153,15 @@ Examples:
 			return finishBundle(c.App.Writer, c.String("o"), ix, failOn)
 		},
 	}
+}
+
+// bundleFailOn reads --fail-on of bundle and bundle merge.
+func bundleFailOn(c *cli.Context) (string, error) {
+	f := c.String("fail-on")
+	if f != "" && f != "reboot-required" {
+		return "", &usageError{err: fmt.Errorf("--fail-on: unknown condition %q (want reboot-required)", f)}
+	}
+	return f, nil
 }
 
 func parseShard(s string) (int, int, error) {
@@ -219,13 +227,7 @@ type progress struct {
 }
 
 func newProgress(w io.Writer, quiet bool) *progress {
-	f, ok := w.(*os.File)
-	on := false
-	if ok && !quiet {
-		st, err := f.Stat()
-		on = err == nil && st.Mode()&os.ModeCharDevice != 0
-	}
-	return &progress{w: w, on: on}
+	return &progress{w: w, on: !quiet && isTerminal(w)}
 }
 
 func (p *progress) update(done, total int, path string) {
