@@ -204,7 +204,7 @@ func (c *comparer) roUsers(rva, size uint32) []int {
 	if c.roIndex == nil {
 		c.roIndex = map[uint32][]int{}
 		for o := range c.old.fps {
-			for _, t := range c.old.fps[o].toks {
+			for _, t := range c.old.toks(o) {
 				if t.tk == tokROData {
 					c.roIndex[t.target] = append(c.roIndex[t.target], o)
 				}
@@ -286,10 +286,10 @@ func entryOnlyFunctions(im *image) map[int]bool {
 				continue
 			}
 			seen[i] = true
-			for _, k := range im.fps[i].calls() {
+			for _, k := range im.calls(i) {
 				stack = append(stack, int(k))
 			}
-			for _, k := range im.fps[i].jumps() {
+			for _, k := range im.jumps(i) {
 				stack = append(stack, int(k))
 			}
 		}
@@ -313,7 +313,7 @@ func entryOnlyFunctions(im *image) map[int]bool {
 	}
 	// Functions whose address is taken (callbacks) are roots too.
 	for i := range im.fps {
-		for _, t := range im.fps[i].toks {
+		for _, t := range im.toks(i) {
 			if t.tk == tokFunc && t.kind != pe.RefCall && t.kind != pe.RefBranch32 && t.kind != pe.RefBranch8 {
 				other = append(other, int(t.fn))
 			}
@@ -343,7 +343,7 @@ func (c *comparer) dwarfUnwind(fr *Function) (Rule, bool) {
 			return pe.FDE{}, false
 		}
 		fn := &im.fns[i]
-		for _, p := range append([]pe.Chunk{{RVA: fn.RVA, Size: fn.Size}}, fn.Chunks...) {
+		for _, p := range append([]pe.Chunk{{RVA: fn.RVA, Size: fn.Size}}, fn.Chunks()...) {
 			if e, ok := im.f.FDEAt(p.RVA); ok && e.LSDA != 0 {
 				return e, true
 			}
@@ -382,7 +382,7 @@ func (c *comparer) foldedRule(fr *Function, o int) (Rule, string) {
 		return n
 	}
 	var others []string
-	for _, n := range append([]string{of.Name}, of.Aliases...) {
+	for _, n := range append([]string{of.Name}, of.Aliases()...) {
 		if n != "" && plain(n) != plain(fr.Name) && !slices.ContainsFunc(others, func(o string) bool { return plain(o) == plain(n) }) {
 			others = append(others, n)
 		}

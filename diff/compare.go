@@ -38,11 +38,12 @@ type funcDiff struct {
 // masked bytes and references at the same places, of the same kinds.
 func (c *comparer) sameLayout(o, n int) bool {
 	a, b := &c.old.fps[o], &c.new.fps[n]
-	if a.size != b.size || len(a.toks) != len(b.toks) || len(a.tables()) != len(b.tables()) {
+	at, bt := c.old.toks(o), c.new.toks(n)
+	if a.size != b.size || len(at) != len(bt) || len(a.tables()) != len(b.tables()) {
 		return false
 	}
-	for i := range a.toks {
-		x, y := &a.toks[i], &b.toks[i]
+	for i := range at {
+		x, y := &at[i], &bt[i]
 		if x.off != y.off || x.kind != y.kind || x.tk != y.tk {
 			return false
 		}
@@ -69,7 +70,7 @@ func (c *comparer) buildDataMap() {
 	c.access = map[uint32]uint8{}
 	addrTaken := map[uint32]bool{}
 	for o := range c.old.fps {
-		for _, t := range c.old.fps[o].toks {
+		for _, t := range c.old.toks(o) {
 			if t.tk != tokRWData && t.tk != tokROData {
 				continue
 			}
@@ -90,9 +91,9 @@ func (c *comparer) buildDataMap() {
 		if !c.sameLayout(o, n) {
 			continue
 		}
-		a, b := &c.old.fps[o], &c.new.fps[n]
-		for i := range a.toks {
-			x, y := &a.toks[i], &b.toks[i]
+		at, bt := c.old.toks(o), c.new.toks(n)
+		for i := range at {
+			x, y := &at[i], &bt[i]
 			if x.tk != tokRWData && x.tk != tokROData {
 				continue
 			}
@@ -124,24 +125,25 @@ func (c *comparer) buildDataMap() {
 // paired with each other (a split of a folded body is compared too).
 func (c *comparer) compare(o, n int) funcDiff {
 	a, b := &c.old.fps[o], &c.new.fps[n]
+	at, bt := c.old.toks(o), c.new.toks(n)
 	if i := c.maskedDiff(o, n); i >= 0 {
 		return funcDiff{changed: true, reason: "code differs", oldOff: uint32(i), newOff: uint32(i)}
 	}
-	if len(a.toks) != len(b.toks) {
+	if len(at) != len(bt) {
 		i := 0
-		for i < len(a.toks) && i < len(b.toks) && a.toks[i].off == b.toks[i].off {
+		for i < len(at) && i < len(bt) && at[i].off == bt[i].off {
 			i++
 		}
 		off := a.size
-		if i < len(a.toks) {
-			off = a.toks[i].off
-		} else if i < len(b.toks) {
-			off = b.toks[i].off
+		if i < len(at) {
+			off = at[i].off
+		} else if i < len(bt) {
+			off = bt[i].off
 		}
 		return funcDiff{changed: true, reason: "references differ", oldOff: off, newOff: off}
 	}
-	for i := range a.toks {
-		x, y := &a.toks[i], &b.toks[i]
+	for i := range at {
+		x, y := &at[i], &bt[i]
 		if x.tk == tokROData && y.tk == tokROData && c.relativeTableEqual(o, n, x.target, y.target) {
 			continue
 		}

@@ -22,7 +22,7 @@ const (
 // pairing is the old<->new function correspondence.
 type pairing struct {
 	o2n, n2o []int   // partner index or -1
-	how      []Match // by old index
+	how      []uint8 // by old index: index in matches
 	sim      []float64
 	// splits pairs new functions with an old function already paired
 	// under another of its names: one folded old body (identical code
@@ -30,8 +30,14 @@ type pairing struct {
 	splits [][2]int
 }
 
+// matches are the values of pairing.how: one byte each instead of a string.
+var matches = [...]Match{"", MatchName, MatchHash, MatchCallgraph, MatchSimilarity}
+
+// match returns how old function o was paired ("" when it was not).
+func (p *pairing) match(o int) Match { return matches[p.how[o]] }
+
 func newPairing(nOld, nNew int) *pairing {
-	p := &pairing{o2n: make([]int, nOld), n2o: make([]int, nNew), how: make([]Match, nOld), sim: make([]float64, nOld)}
+	p := &pairing{o2n: make([]int, nOld), n2o: make([]int, nNew), how: make([]uint8, nOld), sim: make([]float64, nOld)}
 	for i := range p.o2n {
 		p.o2n[i] = -1
 	}
@@ -45,7 +51,7 @@ func (p *pairing) pair(o, n int, how Match) bool {
 	if p.o2n[o] >= 0 || p.n2o[n] >= 0 {
 		return false
 	}
-	p.o2n[o], p.n2o[n], p.how[o] = n, o, how
+	p.o2n[o], p.n2o[n], p.how[o] = n, o, uint8(slices.Index(matches[:], how))
 	return true
 }
 
@@ -74,7 +80,7 @@ func names(im *image, i int) []string {
 	if fn.Name == "" {
 		return nil
 	}
-	return append([]string{fn.Name}, fn.Aliases...)
+	return append([]string{fn.Name}, fn.Aliases()...)
 }
 
 // uniqueNames maps every name that belongs to exactly one function.
@@ -212,7 +218,7 @@ func byCallgraph(old, new *image, p *pairing) int {
 		if n < 0 {
 			continue
 		}
-		oc, nc := old.fps[o].calls(), new.fps[n].calls()
+		oc, nc := old.calls(o), new.calls(n)
 		if len(oc) == len(nc) {
 			for k := range oc {
 				oi, ni := int(oc[k]), int(nc[k])

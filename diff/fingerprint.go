@@ -63,23 +63,20 @@ func (im *image) tokName(t *tok) string {
 // image bytes when a comparison needs it, which costs a copy but keeps a big
 // image's code out of the heap.
 //
-// A big image has about a hundred thousand, so the struct is kept to 72
-// bytes: the call and jump lists share one slice, and the rare jump tables
-// sit behind a pointer.
+// A big image has about a hundred thousand, so the struct is kept to 40
+// bytes: the tokens and the call and jump lists of all functions sit in
+// two arrays of the image (image.toks, image.calls, image.jumps), and the
+// rare jump tables behind a pointer.
 type fprint struct {
-	shape  uint64 // hash of masked bytes and the layout-independent part of the tokens
-	toks   []tok
-	links  []int32     // indexes of called functions in code order, then of functions tail-jumped to
+	shape  uint64      // hash of masked bytes and the layout-independent part of the tokens
 	tabs   *[][]uint32 // jump tables as code-space offsets of their targets; nil when none
-	size   uint32      // code-space size: main extent, then chunks
-	nCalls uint32      // calls in links
+	tok    uint32      // first token in image.tokArena
+	nToks  uint32
+	link   uint32 // first link in image.linkArena: the indexes of called functions in code order, then of functions tail-jumped to
+	nCalls uint32
+	nLinks uint32
+	size   uint32 // code-space size: main extent, then chunks
 }
-
-// calls returns the indexes of the functions called, in code order.
-func (fp *fprint) calls() []int32 { return fp.links[:fp.nCalls:fp.nCalls] }
-
-// jumps returns the indexes of the functions tail-jumped to.
-func (fp *fprint) jumps() []int32 { return fp.links[fp.nCalls:] }
 
 // tables returns the jump tables as code-space offsets of their targets.
 func (fp *fprint) tables() [][]uint32 {
@@ -89,11 +86,34 @@ func (fp *fprint) tables() [][]uint32 {
 	return *fp.tabs
 }
 
+// toks returns function i's masked references, in code order.
+func (im *image) toks(i int) []tok {
+	fp := &im.fps[i]
+	return im.tokArena[fp.tok : fp.tok+fp.nToks : fp.tok+fp.nToks]
+}
+
+// calls returns the indexes of the functions function i calls, in code
+// order.
+func (im *image) calls(i int) []int32 {
+	fp := &im.fps[i]
+	return im.linkArena[fp.link : fp.link+fp.nCalls : fp.link+fp.nCalls]
+}
+
+// jumps returns the indexes of the functions function i tail-jumps to.
+func (im *image) jumps(i int) []int32 {
+	fp := &im.fps[i]
+	return im.linkArena[fp.link+fp.nCalls : fp.link+fp.nLinks : fp.link+fp.nLinks]
+}
+
 // image is one side of the comparison.
 type image struct {
 	f   *pe.File
 	fns []pe.Function
 	fps []fprint
+	// tokArena and linkArena hold every function's tokens and links (see
+	// fprint): one allocation each instead of two per function.
+	tokArena  []tok
+	linkArena []int32
 	// objects are the starts of the data objects the code references and
 	// the symbols name, and of the directories and debug data, sorted: an
 	// object ends where the next one starts.
@@ -161,7 +181,24 @@ func newImage(f *pe.File) *image {
 	}
 	sort.Slice(im.objects, func(i, j int) bool { return im.objects[i] < im.objects[j] })
 	im.fps = make([]fprint, len(im.fns))
-	parallel(len(im.fns), func(i int) { im.fps[i] = im.fingerprint(i) })
+	toks := make([][]tok, len(im.fns))
+	links := make([][]int32, len(im.fns))
+	parallel(len(im.fns), func(i int) { im.fps[i], toks[i], links[i] = im.fingerprint(i) })
+	nt, nl := 0, 0
+	for i := range toks {
+		nt += len(toks[i])
+		nl += len(links[i])
+	}
+	im.tokArena = make([]tok, 0, nt)
+	im.linkArena = make([]int32, 0, nl)
+	for i := range toks {
+		fp := &im.fps[i]
+		fp.tok, fp.nToks = uint32(len(im.tokArena)), uint32(len(toks[i]))
+		fp.link, fp.nLinks = uint32(len(im.linkArena)), uint32(len(links[i]))
+		im.tokArena = append(im.tokArena, toks[i]...)
+		im.linkArena = append(im.linkArena, links[i]...)
+		toks[i], links[i] = nil, nil
+	}
 	return im
 }
 
@@ -211,10 +248,12 @@ func (cs *codeSpace) offset(rva uint32) (off uint32, part int, ok bool) {
 	return 0, 0, false
 }
 
-func (im *image) fingerprint(i int) fprint {
+// fingerprint returns function i's fingerprint, its tokens and its links
+// (calls, then tail jumps; fp.nCalls says where they part), exactly sized.
+func (im *image) fingerprint(i int) (fp fprint, ftoks []tok, links []int32) {
 	fn := &im.fns[i]
 	cs := spaceOf(fn)
-	fp := fprint{size: cs.size}
+	fp.size = cs.size
 	bp := getBuf()
 	defer putBuf(bp)
 	masked := im.f.AppendCode((*bp)[:0], fn)
@@ -268,14 +307,14 @@ func (im *image) fingerprint(i int) fprint {
 		}
 	}
 	sc.toks, sc.calls, sc.jumps = toks, calls, jumps
-	fp.toks = slices.Clone(toks)
+	ftoks = slices.Clone(toks)
 	if len(calls)+len(jumps) > 0 {
 		// Exactly sized, in one allocation.
-		fp.links = append(append(make([]int32, 0, len(calls)+len(jumps)), calls...), jumps...)
+		links = append(append(make([]int32, 0, len(calls)+len(jumps)), calls...), jumps...)
 		fp.nCalls = uint32(len(calls))
 	}
 	var tables [][]uint32
-	for _, jt := range fn.JumpTables {
+	for _, jt := range fn.JumpTables() {
 		var offs []uint32
 		for _, tgt := range jt.Targets {
 			o, _, _ := cs.offset(tgt)
@@ -288,7 +327,7 @@ func (im *image) fingerprint(i int) fprint {
 	}
 	maskTables(fn, &cs, masked)
 	h.Write(masked)
-	for _, t := range fp.toks {
+	for _, t := range ftoks {
 		binary.LittleEndian.PutUint32(scratch[0:], t.off)
 		scratch[4] = byte(t.kind)
 		scratch[5] = byte(t.tk)
@@ -315,13 +354,13 @@ func (im *image) fingerprint(i int) fprint {
 		h.Write([]byte{0xff})
 	}
 	fp.shape = h.Sum64()
-	return fp
+	return fp, ftoks, links
 }
 
 // maskTables zeroes the jump-table entries that lie inside the code space:
 // they are data, compared as lists of targets.
 func maskTables(fn *pe.Function, cs *codeSpace, masked []byte) {
-	for _, jt := range fn.JumpTables {
+	for _, jt := range fn.JumpTables() {
 		if o, _, ok := cs.offset(jt.RVA); ok {
 			end := min(o+jt.Size(), uint32(len(masked)))
 			if o < end {
@@ -339,7 +378,7 @@ func (im *image) masked(i int, buf []byte) []byte {
 	start := len(buf)
 	buf = im.f.AppendCode(buf, fn)
 	m := buf[start:]
-	for _, t := range im.fps[i].toks {
+	for _, t := range im.toks(i) {
 		clear(m[t.off : t.off+uint32(t.width)])
 	}
 	maskTables(fn, &cs, m)
@@ -629,7 +668,7 @@ func isGo(f *pe.File) bool {
 
 // tableIndex returns the index of fn's jump table at rva, or -1.
 func tableIndex(fn *pe.Function, rva uint32) int {
-	for k, jt := range fn.JumpTables {
+	for k, jt := range fn.JumpTables() {
 		if jt.RVA == rva {
 			return k
 		}

@@ -233,7 +233,7 @@ func (pl *planner) tables(n int) []PlanTable {
 	fn := &c.new.fns[n]
 	cs := spaceOf(fn)
 	var out []PlanTable
-	for k, jt := range fn.JumpTables {
+	for k, jt := range fn.JumpTables() {
 		_, _, in := cs.offset(jt.RVA)
 		out = append(out, PlanTable{NewRVA: jt.RVA, InCode: in, Kind: jt.Kind, Entry: jt.Entry, Targets: c.new.fps[n].tables()[k]})
 		if !in && !pl.record { // reported once, by the comparison's pass
@@ -260,9 +260,9 @@ func (pl *planner) fixups(n int) []Fixup {
 	var out []Fixup
 	// Branches between the function's own parts: the carried code is one
 	// blob (main extent, then chunks), so they are re-linked inside it.
-	fp := &c.new.fps[n]
-	for i := range fp.toks {
-		t := &fp.toks[i]
+	toks := c.new.toks(n)
+	for i := range toks {
+		t := &toks[i]
 		fx := Fixup{Off: t.off, Width: t.width, Kind: t.kind}
 		switch t.tk {
 		case tokSelf:
@@ -475,7 +475,7 @@ func (pl *planner) unexplainedOld() []uint32 {
 		c := pl.c
 		set := map[uint32]bool{}
 		for i := range c.old.fps {
-			for _, t := range c.old.fps[i].toks {
+			for _, t := range c.old.toks(i) {
 				if _, ok := c.dataMap[t.target]; t.tk == tokRWData && !ok {
 					set[t.target] = true
 				}
@@ -491,7 +491,7 @@ func (pl *planner) unexplainedOld() []uint32 {
 // first use.
 func (pl *planner) unexplained(im *image, i int, tk tokKind, explained func(uint32) bool) []uint32 {
 	var out []uint32
-	for _, t := range im.fps[i].toks {
+	for _, t := range im.toks(i) {
 		if t.tk == tk && !explained(t.target) && !slices.Contains(out, t.target) {
 			out = append(out, t.target)
 		}

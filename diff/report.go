@@ -145,23 +145,23 @@ func (c *comparer) report() *Report {
 	})
 	for o := range old.fns {
 		fo := &old.fns[o]
-		fr := Function{Name: fo.DisplayName(), Display: fo.Display, OldRVA: fo.RVA, OldSize: fo.Size, old: o, new: -1, Rules: []Rule{}}
+		fr := Function{Name: fo.DisplayName(), Display: fo.Display(), OldRVA: fo.RVA, OldSize: fo.Size, old: o, new: -1, Rules: []Rule{}}
 		if n := p.o2n[o]; n >= 0 {
 			fn := &new.fns[n]
-			fr.new, fr.NewRVA, fr.NewSize, fr.Match = n, fn.RVA, fn.Size, p.how[o]
+			fr.new, fr.NewRVA, fr.NewSize, fr.Match = n, fn.RVA, fn.Size, p.match(o)
 			if fo.Name == "" && fn.Name != "" {
-				fr.Name, fr.Display = fn.Name, fn.Display
+				fr.Name, fr.Display = fn.Name, fn.Display()
 			}
 			if fr.Display == "" && fn.Name == fo.Name {
-				fr.Display = fn.Display
+				fr.Display = fn.Display()
 			}
 			fr.Similarity = 1
-			if p.how[o] == MatchSimilarity {
+			if p.match(o) == MatchSimilarity {
 				fr.Similarity = p.sim[o]
 			}
 			if d := diffs[o]; d.changed {
 				fr.Status, fr.Reason, fr.OldOff, fr.NewOff = Changed, d.reason, d.oldOff, d.newOff
-				if p.how[o] != MatchSimilarity {
+				if p.match(o) != MatchSimilarity {
 					fr.Similarity = similarity(old, o, new, n)
 				}
 			} else {
@@ -175,7 +175,7 @@ func (c *comparer) report() *Report {
 	for _, sp := range p.splits {
 		o, n := sp[0], sp[1]
 		fo, fn := &old.fns[o], &new.fns[n]
-		fr := Function{Name: fn.DisplayName(), Display: fn.Display, OldRVA: fo.RVA, OldSize: fo.Size, NewRVA: fn.RVA, NewSize: fn.Size,
+		fr := Function{Name: fn.DisplayName(), Display: fn.Display(), OldRVA: fo.RVA, OldSize: fo.Size, NewRVA: fn.RVA, NewSize: fn.Size,
 			Match: MatchName, Similarity: 1, old: o, new: n, Rules: []Rule{}, Folded: true}
 		if d := c.compare(o, n); d.changed {
 			fr.Status, fr.Reason, fr.OldOff, fr.NewOff = Changed, d.reason, d.oldOff, d.newOff
@@ -190,7 +190,7 @@ func (c *comparer) report() *Report {
 			continue
 		}
 		fn := &new.fns[n]
-		r.Functions = append(r.Functions, Function{Name: fn.DisplayName(), Display: fn.Display, NewRVA: fn.RVA, NewSize: fn.Size, Status: Added, old: -1, new: n, Rules: []Rule{}})
+		r.Functions = append(r.Functions, Function{Name: fn.DisplayName(), Display: fn.Display(), NewRVA: fn.RVA, NewSize: fn.Size, Status: Added, old: -1, new: n, Rules: []Rule{}})
 	}
 	sortFunctions(r.Functions)
 	for _, f := range r.Functions {

@@ -66,10 +66,10 @@ func review(r *Report, c *comparer, carried *Plan) {
 // function changed because the callee's source did.
 func (c *comparer) inlining(fr *Function) (Rule, bool) {
 	oldCalls, newCalls := map[int]bool{}, map[int]bool{}
-	for _, k := range c.old.fps[fr.old].calls() {
+	for _, k := range c.old.calls(fr.old) {
 		oldCalls[int(k)] = true
 	}
-	for _, k := range c.new.fps[fr.new].calls() {
+	for _, k := range c.new.calls(fr.new) {
 		newCalls[int(k)] = true
 	}
 	var gone, came []string
@@ -193,7 +193,7 @@ func (c *comparer) newUsers(objs []PlanData) [][]int {
 		return out
 	}
 	for i := range c.new.fps {
-		for _, t := range c.new.fps[i].toks {
+		for _, t := range c.new.toks(i) {
 			if t.tk != tokRWData && t.tk != tokROData {
 				continue
 			}

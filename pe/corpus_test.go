@@ -81,7 +81,7 @@ func TestCorpusOpens(t *testing.T) {
 				}
 				coldParts := 0
 				for _, fn := range fns {
-					for _, c := range fn.Chunks {
+					for _, c := range fn.Chunks() {
 						if primary[c.RVA] {
 							coldParts++
 						}

@@ -29,7 +29,7 @@ func TestEHFrameFixture(t *testing.T) {
 		}
 		for _, fn := range f.Functions() {
 			starts[fn.RVA] = true
-			for _, c := range fn.Chunks {
+			for _, c := range fn.Chunks() {
 				starts[c.RVA] = true
 			}
 		}

@@ -176,7 +176,6 @@ type File struct {
 	Warnings []string
 
 	functions   []Function
-	funcIndex   map[uint32]int // function start RVA -> index in functions
 	chunks      []chunkRef     // all chunks, sorted by RVA
 	slots       map[uint32]int // IAT slot RVA -> index in importSlots
 	importSlots []ImportSlot

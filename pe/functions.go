@@ -78,32 +78,96 @@ func (t *JumpTable) Size() uint32 { return uint32(len(t.Targets)) * uint32(t.Ent
 
 // Function is one entry of the function table.
 type Function struct {
-	Name    string   // best known name ("" when unnamed: see DisplayName)
-	Aliases []string // other names for the same start, sorted
-	RVA     uint32   // entry point
-	Size    uint32   // size of the main extent [RVA, RVA+Size)
-	Chunks  []Chunk  // further parts, sorted by RVA
-	Sources Source
-	// Display is the undecorated name the PDB gives ("geo::Box::area")
-	// when it differs from Name (then a decorated name such as
-	// "?area@Box@geo@@QEBAHXZ"); "" otherwise.
-	Display string
-
-	// Partial is set when some reachable bytes could not be decoded;
-	// PartialAt is the RVA of the first such instruction.
-	Partial   bool
-	PartialAt uint32
+	Name string // best known name ("" when unnamed: see DisplayName)
+	RVA  uint32 // entry point
+	Size uint32 // size of the main extent [RVA, RVA+Size)
+	// Insts counts the instructions decoded; Blocks the basic-block
+	// leaders (entry, branch targets, fall-throughs after branches).
+	Insts, Blocks uint32
+	Sources       Source
+	// Partial is set when some reachable bytes could not be decoded
+	// (PartialAt says where).
+	Partial bool
 	// Returns is false when no path through the function returns (it
 	// ends in calls to functions that do not return, traps or loops).
 	Returns bool
-	// Insts counts the instructions decoded; Blocks the basic-block
-	// leaders (entry, branch targets, fall-throughs after branches).
-	Insts, Blocks int
-
-	Refs       []Ref       // address-bearing fields, sorted by At
-	JumpTables []JumpTable // jump tables used by the function
 	// ImportThunk is set when the whole function is "jmp [IAT slot]".
 	ImportThunk bool
+	// EntryTargets has bit k set when a branch inside the main extent
+	// targets RVA+k (k = 1..7): where a jump written over the entry
+	// would be entered halfway.
+	EntryTargets uint8
+
+	// Refs are the address-bearing fields, sorted by At, except the
+	// branches from the main extent to a place in it: their bytes do not
+	// depend on where the function is (a big image has millions, most of
+	// its fields); EntryTargets keeps what sites need of them.
+	Refs []Ref
+
+	// What few functions have (a PDB's undecorated name, aliases, chunks,
+	// jump tables, an undecodable instruction) sits behind one pointer: a
+	// big image has a hundred thousand functions, and the fields each
+	// would be half the table.
+	more *functionMore
+}
+
+type functionMore struct {
+	display   string
+	partialAt uint32
+	aliases   []string
+	chunks    []Chunk
+	tables    []JumpTable
+}
+
+// Display returns the undecorated name the PDB gives ("geo::Box::area")
+// when it differs from Name (then a decorated name such as
+// "?area@Box@geo@@QEBAHXZ"); "" otherwise.
+func (fn *Function) Display() string {
+	if fn.more == nil {
+		return ""
+	}
+	return fn.more.display
+}
+
+// PartialAt returns the RVA of the first instruction that could not be
+// decoded, when Partial is set.
+func (fn *Function) PartialAt() uint32 {
+	if fn.more == nil {
+		return 0
+	}
+	return fn.more.partialAt
+}
+
+// Aliases returns the other names for the same start, sorted.
+func (fn *Function) Aliases() []string {
+	if fn.more == nil {
+		return nil
+	}
+	return fn.more.aliases
+}
+
+// Chunks returns the further parts of the function, sorted by RVA.
+func (fn *Function) Chunks() []Chunk {
+	if fn.more == nil {
+		return nil
+	}
+	return fn.more.chunks
+}
+
+// JumpTables returns the jump tables the function uses.
+func (fn *Function) JumpTables() []JumpTable {
+	if fn.more == nil {
+		return nil
+	}
+	return fn.more.tables
+}
+
+// extra returns fn's rare lists, allocating them on first use.
+func (fn *Function) extra() *functionMore {
+	if fn.more == nil {
+		fn.more = &functionMore{}
+	}
+	return fn.more
 }
 
 // DisplayName returns Name, or "sub_<rva>" for unnamed functions.
@@ -117,7 +181,7 @@ func (fn *Function) DisplayName() string {
 
 // Parts returns the function's extents: the main one, then its chunks.
 func (fn *Function) Parts() []Chunk {
-	return append([]Chunk{{RVA: fn.RVA, Size: fn.Size}}, fn.Chunks...)
+	return append([]Chunk{{RVA: fn.RVA, Size: fn.Size}}, fn.Chunks()...)
 }
 
 // AppendCode appends the bytes of fn's parts, in Parts order, to buf. The
@@ -140,7 +204,7 @@ func (fn *Function) Contains(rva uint32) bool {
 	if rva >= fn.RVA && rva < fn.End() {
 		return true
 	}
-	for _, c := range fn.Chunks {
+	for _, c := range fn.Chunks() {
 		if rva >= c.RVA && rva < c.RVA+c.Size {
 			return true
 		}
@@ -153,7 +217,7 @@ func (f *File) Functions() []Function { return f.functions }
 
 // FunctionAt returns the function starting at rva.
 func (f *File) FunctionAt(rva uint32) (*Function, bool) {
-	i, ok := f.funcIndex[rva]
+	i, ok := f.FunctionIndex(rva)
 	if !ok {
 		return nil, false
 	}
@@ -163,8 +227,22 @@ func (f *File) FunctionAt(rva uint32) (*Function, bool) {
 // FunctionIndex returns the index in Functions of the function starting
 // at rva.
 func (f *File) FunctionIndex(rva uint32) (int, bool) {
-	i, ok := f.funcIndex[rva]
-	return i, ok
+	// A binary search of the sorted table: a map of a big image's hundred
+	// thousand starts would take megabytes.
+	fs := f.functions
+	lo, hi := 0, len(fs)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if fs[m].RVA < rva {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if lo < len(fs) && fs[lo].RVA == rva {
+		return lo, true
+	}
+	return 0, false
 }
 
 // FunctionContaining returns the function whose main extent or chunks
@@ -1099,6 +1177,18 @@ func (b *functionBuilder) finish() {
 	f := b.f
 	starts := b.sortedStarts()
 	fns := make([]Function, 0, len(starts))
+	// Every function's references go into one exactly sized array rather
+	// than a small allocation each: a big image has a hundred thousand
+	// lists, made among the garbage of decoding, and as many small
+	// objects left behind would keep much of that garbage's memory from
+	// being reused.
+	nrefs := 0
+	for _, s := range starts {
+		if a := b.an[s]; a != nil {
+			nrefs += keptRefs(a.refs, s, a.end)
+		}
+	}
+	arena := make([]Ref, 0, nrefs)
 	for _, s := range starts {
 		a := b.an[s]
 		si := b.starts[s]
@@ -1110,18 +1200,27 @@ func (b *functionBuilder) finish() {
 			Size:        a.end - s,
 			Sources:     si.src,
 			Partial:     a.partial,
-			PartialAt:   a.partialAt,
 			Returns:     a.returns,
-			Insts:       int(a.insts),
-			Blocks:      int(a.blocks),
-			Refs:        a.refs,
-			JumpTables:  a.tables,
+			Insts:       uint32(a.insts),
+			Blocks:      uint32(a.blocks),
 			ImportThunk: a.thunk,
 		}
-		names := append([]string(nil), si.names...)
-		fn.Name, fn.Aliases = pickName(names)
+		at := len(arena)
+		arena, fn.EntryTargets = appendKeptRefs(arena, a.refs, s, a.end)
+		fn.Refs = arena[at:len(arena):len(arena)]
+		if len(a.tables) > 0 {
+			fn.extra().tables = a.tables
+		}
+		if a.partial {
+			fn.extra().partialAt = a.partialAt
+		}
+		var aliases []string
+		fn.Name, aliases = pickName(si.names)
+		if len(aliases) > 0 {
+			fn.extra().aliases = aliases
+		}
 		if si.display != "" && si.display != fn.Name {
-			fn.Display = si.display
+			fn.extra().display = si.display
 		}
 		if fn.Name == "" && fn.ImportThunk {
 			// "jmp [IAT slot]": name it after the import, as the
@@ -1140,25 +1239,24 @@ func (b *functionBuilder) finish() {
 		fns = append(fns, fn)
 	}
 	f.functions = fns
-	f.funcIndex = make(map[uint32]int, len(fns))
-	for i := range fns {
-		f.funcIndex[fns[i].RVA] = i
-	}
 	// Attach .pdata fragments and .cold parts.
 	attach := func(part, parent uint32, end uint32) {
-		i, ok := f.funcIndex[parent]
+		i, ok := f.FunctionIndex(parent)
 		if !ok {
 			f.warnf("code fragment at %#x belongs to %#x, which is not a known function", part, parent)
 			return
 		}
 		fn := &f.functions[i]
-		fn.Chunks = append(fn.Chunks, Chunk{RVA: part, Size: end - part})
+		m := fn.extra()
+		m.chunks = append(m.chunks, Chunk{RVA: part, Size: end - part})
 		a := b.analyze(part, end)
 		fn.Refs = append(fn.Refs, a.refs...)
-		fn.JumpTables = append(fn.JumpTables, a.tables...)
-		fn.Insts += int(a.insts)
-		fn.Blocks += int(a.blocks)
-		fn.Partial = fn.Partial || a.partial
+		m.tables = append(m.tables, a.tables...)
+		fn.Insts += uint32(a.insts)
+		fn.Blocks += uint32(a.blocks)
+		if a.partial && !fn.Partial {
+			fn.Partial, m.partialAt = true, a.partialAt
+		}
 	}
 	frags := make([]uint32, 0, len(b.fragOf))
 	for fr := range b.fragOf {
@@ -1180,21 +1278,25 @@ func (b *functionBuilder) finish() {
 		attach(c, b.coldOf[c], a.end)
 	}
 	for i := range f.functions {
-		for _, c := range f.functions[i].Chunks {
+		for _, c := range f.functions[i].Chunks() {
 			f.chunks = append(f.chunks, chunkRef{c, i})
 		}
 	}
 	sort.Slice(f.chunks, func(i, j int) bool { return f.chunks[i].RVA < f.chunks[j].RVA })
 	for i := range f.functions {
 		fn := &f.functions[i]
-		sort.Slice(fn.Chunks, func(a, c int) bool { return fn.Chunks[a].RVA < fn.Chunks[c].RVA })
+		if cs := fn.Chunks(); len(cs) > 1 {
+			sort.Slice(cs, func(a, c int) bool { return cs[a].RVA < cs[c].RVA })
+		}
 		slices.SortFunc(fn.Refs, func(a, c Ref) int { return cmp.Compare(a.At, c.At) })
 		n := len(fn.Refs)
 		fn.Refs = dedupRefs(fn.Refs)
-		if len(fn.Chunks) > 0 || len(fn.Refs) < n {
-			// Grown by the chunks' references, or shortened: exact size
-			// again (analyze returns exactly sized lists).
+		switch {
+		case len(fn.Chunks()) > 0:
+			// Grown by the chunks' references: exact size again.
 			fn.Refs = slices.Clone(fn.Refs)
+		case len(fn.Refs) < n:
+			fn.Refs = fn.Refs[:len(fn.Refs):len(fn.Refs)] // a part of the shared array
 		}
 		if fn.Refs == nil {
 			fn.Refs = []Ref{}
@@ -1213,6 +1315,41 @@ func pickName(names []string) (string, []string) {
 	rest := append([]string(nil), names[1:]...)
 	sort.Strings(rest)
 	return best, rest
+}
+
+// isLocalBranch reports whether r is a branch to [start, end), the main
+// extent it is in: such branches are not kept as references.
+func isLocalBranch(r *Ref, start, end uint32) bool {
+	return (r.Kind == RefBranch8 || r.Kind == RefBranch32) && r.Target >= start && r.Target < end
+}
+
+// keptRefs counts the references of refs that are not local branches.
+func keptRefs(refs []Ref, start, end uint32) int {
+	n := 0
+	for i := range refs {
+		if !isLocalBranch(&refs[i], start, end) {
+			n++
+		}
+	}
+	return n
+}
+
+// appendKeptRefs appends to out the references of refs that are not local
+// branches, and returns the entry targets among those (bit k for
+// start+k, k = 1..7).
+func appendKeptRefs(out, refs []Ref, start, end uint32) ([]Ref, uint8) {
+	var entry uint8
+	for i := range refs {
+		r := &refs[i]
+		if !isLocalBranch(r, start, end) {
+			out = append(out, *r)
+			continue
+		}
+		if k := r.Target - start; k >= 1 && k <= 7 {
+			entry |= 1 << k
+		}
+	}
+	return out, entry
 }
 
 func dedupRefs(refs []Ref) []Ref {

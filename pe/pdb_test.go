@@ -67,13 +67,13 @@ func TestMSVCFunctionsArePDBProcedures(t *testing.T) {
 				if fn.Sources&SrcPDB == 0 {
 					t.Errorf("%s: sources %s lack pdb", pr.Name, fn.Sources)
 				}
-				all := append([]string{fn.Name, fn.Display}, fn.Aliases...)
+				all := append([]string{fn.Name, fn.Display()}, fn.Aliases()...)
 				found := false
 				for _, n := range all {
 					found = found || n == pr.Name || strings.HasSuffix(n, "!"+pr.Name)
 				}
 				if !found {
-					t.Errorf("function at %#x named %q %q, not after procedure %s", pr.RVA, fn.Name, fn.Aliases, pr.Name)
+					t.Errorf("function at %#x named %q %q, not after procedure %s", pr.RVA, fn.Name, fn.Aliases(), pr.Name)
 				}
 			}
 		})

@@ -114,6 +114,7 @@ func runDiff(opts diffOptions, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	defer memoryBudget(opts.Old, opts.New).Release()
 	oldF, newF, err := openPair(opts.Old, opts.New, opts.PDB.options(opts.OldPDB), opts.PDB.options(opts.NewPDB))
 	if err != nil {
 		return err

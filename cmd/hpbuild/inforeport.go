@@ -166,8 +166,8 @@ func newInfoReport(f *pe.File, withFunctions bool) *infoReport {
 	if withFunctions {
 		r.Functions = []infoFunction{}
 		for _, fn := range f.Functions() {
-			jf := infoFunction{RVA: fn.RVA, Size: fn.Size, Name: fn.DisplayName(), Display: fn.Display, Sources: fn.Sources.Strings(), Refs: len(fn.Refs), Partial: fn.Partial}
-			for _, c := range fn.Chunks {
+			jf := infoFunction{RVA: fn.RVA, Size: fn.Size, Name: fn.DisplayName(), Display: fn.Display(), Sources: fn.Sources.Strings(), Refs: len(fn.Refs), Partial: fn.Partial}
+			for _, c := range fn.Chunks() {
 				jf.Chunks = append(jf.Chunks, infoChunk{c.RVA, c.Size})
 			}
 			r.Functions = append(r.Functions, jf)

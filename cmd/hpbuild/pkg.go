@@ -11,6 +11,7 @@ import (
 	"github.com/hpbuild/hpbuild/assemble"
 	"github.com/hpbuild/hpbuild/diff"
 	"github.com/hpbuild/hpbuild/internal/atomicfile"
+	"github.com/hpbuild/hpbuild/internal/membudget"
 	"github.com/hpbuild/hpbuild/pe"
 	"github.com/hpbuild/hpbuild/pkgformat"
 	"github.com/hpbuild/hpbuild/signing"
@@ -134,6 +135,7 @@ Examples:
 			if err != nil {
 				return err
 			}
+			defer memoryBudget(c.Args().Get(0), c.Args().Get(1)).Release()
 			oldF, newF, err := openPair(c.Args().Get(0), c.Args().Get(1), search.options(c.String("old-pdb")), search.options(c.String("new-pdb")))
 			if err != nil {
 				return err
@@ -184,6 +186,18 @@ func loadPolicy(path string) (*diff.Policy, error) {
 }
 
 // openPair models both images at once.
+// memoryBudget bounds the Go heap of a command that compares the images at
+// paths by their combined size (see internal/membudget).
+func memoryBudget(paths ...string) *membudget.Budget {
+	var n int64
+	for _, p := range paths {
+		if st, err := os.Stat(p); err == nil {
+			n += st.Size()
+		}
+	}
+	return membudget.Set(n)
+}
+
 func openPair(oldPath, newPath string, oldOpts, newOpts []pe.Option) (*pe.File, *pe.File, error) {
 	var oldF, newF *pe.File
 	var oldErr, newErr error
