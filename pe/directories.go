@@ -542,6 +542,11 @@ func (f *File) ImportAt(rva uint32) (ImportSlot, bool) {
 }
 
 func (f *File) convertRelocs(sp *spe.File) {
+	n := 0
+	for _, blk := range sp.Relocations {
+		n += len(blk.Entries)
+	}
+	f.Relocs = make([]Reloc, 0, n) // at most: ABSOLUTE entries are padding
 	for _, blk := range sp.Relocations {
 		page := blk.Data.VirtualAddress
 		for _, e := range blk.Entries {
@@ -553,10 +558,6 @@ func (f *File) convertRelocs(sp *spe.File) {
 		}
 	}
 	sort.Slice(f.Relocs, func(i, j int) bool { return f.Relocs[i].RVA < f.Relocs[j].RVA })
-	f.relocAt = make(map[uint32]uint8, len(f.Relocs))
-	for _, r := range f.Relocs {
-		f.relocAt[r.RVA] = r.Type
-	}
 	if f.Directories[IMAGE_DIRECTORY_ENTRY_BASERELOC].Size > 8 && len(f.Relocs) == 0 {
 		f.warnf("base relocation directory present but no relocation could be read")
 	}
@@ -565,8 +566,12 @@ func (f *File) convertRelocs(sp *spe.File) {
 // RelocAt reports the type of the base relocation that covers the field at
 // rva, if any.
 func (f *File) RelocAt(rva uint32) (uint8, bool) {
-	t, ok := f.relocAt[rva]
-	return t, ok
+	rs := f.Relocs
+	i := sort.Search(len(rs), func(i int) bool { return rs[i].RVA >= rva })
+	if i < len(rs) && rs[i].RVA == rva {
+		return rs[i].Type, true
+	}
+	return 0, false
 }
 
 // Width returns the size in bytes of the field a relocation covers.

@@ -179,7 +179,6 @@ type File struct {
 	chunks      []chunkRef     // all chunks, sorted by RVA
 	slots       map[uint32]int // IAT slot RVA -> index in importSlots
 	importSlots []ImportSlot
-	relocAt     map[uint32]uint8 // relocated field RVA -> relocation type
 	data        []byte
 	release     func() error // unmaps data (Open on Unix); nil otherwise
 	warnSeen    map[string]bool

@@ -919,7 +919,7 @@ func (b *functionBuilder) sweep() bool {
 func (b *functionBuilder) plausibleStart(p, end uint32) bool {
 	// An instruction never starts with an address field: a relocation at
 	// p means a pointer table in code (such as mingw's __CTOR_LIST__).
-	if _, ok := b.f.relocAt[p]; ok {
+	if _, ok := b.f.RelocAt(p); ok {
 		return false
 	}
 	code := b.f.Bytes(p, int(end-p))
@@ -1759,7 +1759,7 @@ func dispOffset(in *disasm.Inst, disp int32) (int, bool) {
 // value lies inside the image).
 func (b *functionBuilder) absTarget(at uint32, width int, val uint64) (uint32, bool) {
 	f := b.f
-	if t, ok := f.relocAt[at]; ok {
+	if t, ok := f.RelocAt(at); ok {
 		if (width == 4 && t == IMAGE_REL_BASED_HIGHLOW) || (width == 8 && t == IMAGE_REL_BASED_DIR64) {
 			return f.vaToRVA(val)
 		}
@@ -2039,7 +2039,7 @@ func (b *functionBuilder) readTable(c tableCandidate, start, limit uint32, stops
 		var target uint32
 		switch c.kind {
 		case JumpTableAbsolute:
-			if ty, ok := f.relocAt[at]; (!ok || ty != IMAGE_REL_BASED_HIGHLOW) && len(f.Relocs) > 0 {
+			if ty, ok := f.RelocAt(at); (!ok || ty != IMAGE_REL_BASED_HIGHLOW) && len(f.Relocs) > 0 {
 				v = 0
 			}
 			if target, ok = f.vaToRVA(uint64(v)); !ok {
