@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"index/suffixarray"
 	"io"
+	"sync"
 
+	"github.com/hpbuild/hpbuild/internal/zopt"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -29,7 +31,7 @@ import (
 // lits) and lits the non-zero bytes between them. Applying a triple
 // appends add bytes that are source+difference byte sums, then copy bytes
 // from extra, then moves the source position by seek. EncodeDelta stores
-// the smallest of three encodings (see there); every frame of a stored
+// the smallest of several encodings (see there); every frame of a stored
 // delta is decoded with the source file as raw dictionary.
 
 // deltaMagic starts a bsdiff payload; any other payload is the destination
@@ -55,14 +57,19 @@ const (
 // a frame of its own, or with the control and difference streams in one
 // frame (CompressDelta; the extra bytes always against src); and dst
 // itself in one frame against src (best for tiny changes, where the
-// streams cost more than the change). All expand with DecompressDelta and
-// apply with ApplyDelta.
+// streams cost more than the change). Each is made by klauspost's zstd
+// encoder; when src and the payload, or src and dst, come to at most
+// optimalMax bytes, the one-frame forms are also made by zopt's
+// optimal-parse encoder, and such a frame is kept only after it has
+// expanded back to the bytes it stands for. All expand with
+// DecompressDelta and apply with ApplyDelta.
 func EncodeDelta(src, dst []byte) (stored []byte, size uint64, err error) {
 	payload := MakeDelta(src, dst)
+	optimal := optimalCandidates(src, dst, payload)
 	stored, err = Compress(payload)
 	size = uint64(len(payload))
-	if err != nil || len(src) == 0 {
-		return stored, size, err // no source to compress against
+	if err != nil {
+		return nil, 0, err
 	}
 	keep := func(c []byte, n uint64, err error) error {
 		if err == nil && len(c) < len(stored) {
@@ -70,23 +77,82 @@ func EncodeDelta(src, dst []byte) (stored []byte, size uint64, err error) {
 		}
 		return err
 	}
-	c, err := compressWith(payload, src)
-	if err := keep(c, uint64(len(payload)), err); err != nil {
-		return nil, 0, err
-	}
-	for _, perStream := range []bool{true, false} {
-		c, err := CompressDelta(payload, src, perStream)
+	if len(src) > 0 { // else no source to compress against
+		c, err := compressWith(payload, src)
 		if err := keep(c, uint64(len(payload)), err); err != nil {
 			return nil, 0, err
 		}
+		for _, perStream := range []bool{true, false} {
+			c, err := CompressDelta(payload, src, perStream)
+			if err := keep(c, uint64(len(payload)), err); err != nil {
+				return nil, 0, err
+			}
+		}
+		if !bytes.HasPrefix(dst, []byte(deltaMagic)) {
+			c, err := compressWith(dst, src)
+			if err := keep(c, uint64(len(dst)), err); err != nil {
+				return nil, 0, err
+			}
+		}
 	}
-	if !bytes.HasPrefix(dst, []byte(deltaMagic)) {
-		c, err := compressWith(dst, src)
-		if err := keep(c, uint64(len(dst)), err); err != nil {
-			return nil, 0, err
+	for _, c := range optimal() {
+		if c.stored != nil && len(c.stored) < len(stored) {
+			stored, size = c.stored, c.size
 		}
 	}
 	return stored, size, nil
+}
+
+// optimalMax is the most bytes of source and payload (or destination)
+// together that EncodeDelta gives zopt, whose optimal parse pays on small
+// files where everything was recompiled and takes about a second a MiB:
+// larger pairs, where bsdiff's payload wins anyway, do not pay for it.
+const optimalMax = 1 << 20
+
+// candidate is one stored form of a delta and the size it expands to.
+type candidate struct {
+	stored []byte
+	size   uint64
+}
+
+// optimalCandidates starts zopt's encodings of the payload (alone and
+// against src) and of dst against src, each on its own goroutine, and
+// returns the function that waits for them and returns the ones that
+// expand back to what they encode, in a fixed order (nil where one does
+// not). The payload split into frames as CompressDelta splits it never
+// came out smallest on the fixtures with zopt, so it is not tried.
+func optimalCandidates(src, dst, payload []byte) func() []candidate {
+	type job struct {
+		want, dict []byte
+	}
+	var jobs []job
+	if len(src)+len(payload) <= optimalMax {
+		jobs = append(jobs, job{payload, nil})
+		if len(src) > 0 {
+			jobs = append(jobs, job{payload, src})
+		}
+	}
+	if len(src) > 0 && len(src)+len(dst) <= optimalMax && !bytes.HasPrefix(dst, []byte(deltaMagic)) {
+		jobs = append(jobs, job{dst, src})
+	}
+	out := make([]candidate, len(jobs))
+	var wg sync.WaitGroup
+	for i, j := range jobs {
+		wg.Go(func() {
+			c, err := zopt.Encode(j.want, j.dict)
+			if err != nil {
+				return
+			}
+			if back, err := decompress(c, uint64(len(j.want)), src); err != nil || !bytes.Equal(back, j.want) {
+				return // never seen: TestOptimalCandidates checks the fixtures
+			}
+			out[i] = candidate{c, uint64(len(j.want))}
+		})
+	}
+	return func() []candidate {
+		wg.Wait()
+		return out
+	}
 }
 
 // compressWith compresses data in one frame with src as raw dictionary.
