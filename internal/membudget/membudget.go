@@ -50,15 +50,26 @@ type Budget struct {
 	raised   int
 }
 
+// active is the budget in force, if any: budgets do not nest.
+var (
+	activeMu sync.Mutex
+	active   *Budget
+)
+
 // Set installs a budget for inputs of inputBytes bytes, unless GOMEMLIMIT
-// is set in the environment (the user's choice stands; "off" included). The returned
-// budget's Release must be called when the work is done.
+// is set in the environment (the user's choice stands; "off" included) or
+// another budget is in force (the limit is one per process: the first
+// stays). The returned budget's Release must be called when the work is
+// done.
 func Set(inputBytes int64) *Budget {
 	b := &Budget{prev: -1}
-	if os.Getenv("GOMEMLIMIT") != "" || inputBytes <= 0 {
+	activeMu.Lock()
+	defer activeMu.Unlock()
+	if os.Getenv("GOMEMLIMIT") != "" || inputBytes <= 0 || active != nil {
 		b.released = true
 		return b
 	}
+	active = b
 	limit := max(int64(Min), int64(math.Min(float64(inputBytes)*PerInputByte, math.MaxInt64/2)))
 	b.limit = limit
 	b.prev = debug.SetMemoryLimit(limit)
@@ -86,6 +97,8 @@ func (b *Budget) Raised() int {
 
 // Release restores the memory limit in force before Set.
 func (b *Budget) Release() {
+	activeMu.Lock()
+	defer activeMu.Unlock()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.released {
@@ -93,6 +106,9 @@ func (b *Budget) Release() {
 	}
 	b.released = true
 	debug.SetMemoryLimit(b.prev)
+	if active == b {
+		active = nil
+	}
 }
 
 // sentinel is garbage as soon as it is made; its finalizer runs after the

@@ -71,3 +71,19 @@ func TestRaisedForALiveHeapThatNeedsMore(t *testing.T) {
 		t.Errorf("runtime limit %d, budget says %d", got, b.Limit())
 	}
 }
+
+// TestOneAtATime: a second budget while one is in force changes nothing,
+// and releasing it leaves the first in force.
+func TestOneAtATime(t *testing.T) {
+	t.Setenv("GOMEMLIMIT", "")
+	first := Set(100 << 20)
+	defer first.Release()
+	second := Set(400 << 20)
+	if second.Limit() != 0 {
+		t.Errorf("second budget installed with limit %d", second.Limit())
+	}
+	second.Release()
+	if got := debug.SetMemoryLimit(-1); got != first.Limit() {
+		t.Errorf("after the second budget's Release the limit is %d, want the first's %d", got, first.Limit())
+	}
+}
