@@ -101,7 +101,9 @@ type Function struct {
 	// Refs are the address-bearing fields, sorted by At, except the
 	// branches from the main extent to a place in it: their bytes do not
 	// depend on where the function is (a big image has millions, most of
-	// its fields); EntryTargets keeps what sites need of them.
+	// its fields); EntryTargets keeps what sites need of them. Branches to
+	// the first 8 bytes of another function that starts inside the extent
+	// are kept.
 	Refs []Ref
 
 	// What few functions have (a PDB's undecorated name, aliases, chunks,
@@ -1182,10 +1184,17 @@ func (b *functionBuilder) finish() {
 	// lists, made among the garbage of decoding, and as many small
 	// objects left behind would keep much of that garbage's memory from
 	// being reused.
+	extent := func(s uint32, a *analysis) localExtent {
+		// Other starts inside the extent (rare: an export or symbol at an
+		// inner label): branches to their first bytes stay references.
+		i, _ := slices.BinarySearch(starts, s+1)
+		j, _ := slices.BinarySearch(starts, a.end)
+		return localExtent{start: s, end: a.end, inner: starts[i:j]}
+	}
 	nrefs := 0
 	for _, s := range starts {
 		if a := b.an[s]; a != nil {
-			nrefs += keptRefs(a.refs, s, a.end)
+			nrefs += extent(s, a).kept(a.refs)
 		}
 	}
 	arena := make([]Ref, 0, nrefs)
@@ -1206,7 +1215,7 @@ func (b *functionBuilder) finish() {
 			ImportThunk: a.thunk,
 		}
 		at := len(arena)
-		arena, fn.EntryTargets = appendKeptRefs(arena, a.refs, s, a.end)
+		arena, fn.EntryTargets = extent(s, a).appendKept(arena, a.refs)
 		fn.Refs = arena[at:len(arena):len(arena)]
 		if len(a.tables) > 0 {
 			fn.extra().tables = a.tables
@@ -1317,35 +1326,51 @@ func pickName(names []string) (string, []string) {
 	return best, rest
 }
 
-// isLocalBranch reports whether r is a branch to [start, end), the main
-// extent it is in: such branches are not kept as references.
-func isLocalBranch(r *Ref, start, end uint32) bool {
-	return (r.Kind == RefBranch8 || r.Kind == RefBranch32) && r.Target >= start && r.Target < end
+// localExtent is a function's main extent, for telling its local branches
+// (to a place in the extent) from its references.
+type localExtent struct {
+	start, end uint32
+	inner      []uint32 // other function starts in (start, end), sorted
 }
 
-// keptRefs counts the references of refs that are not local branches.
-func keptRefs(refs []Ref, start, end uint32) int {
+// local reports whether r is a branch to a place in the extent that is not
+// within 8 bytes of another function's start: such branches are not kept
+// as references.
+func (e *localExtent) local(r *Ref) bool {
+	if r.Kind != RefBranch8 && r.Kind != RefBranch32 || r.Target < e.start || r.Target >= e.end {
+		return false
+	}
+	for _, s := range e.inner {
+		if r.Target >= s && r.Target-s < 8 {
+			return false
+		}
+	}
+	return true
+}
+
+// kept counts the references of refs that are not local branches.
+func (e localExtent) kept(refs []Ref) int {
 	n := 0
 	for i := range refs {
-		if !isLocalBranch(&refs[i], start, end) {
+		if !e.local(&refs[i]) {
 			n++
 		}
 	}
 	return n
 }
 
-// appendKeptRefs appends to out the references of refs that are not local
+// appendKept appends to out the references of refs that are not local
 // branches, and returns the entry targets among those (bit k for
 // start+k, k = 1..7).
-func appendKeptRefs(out, refs []Ref, start, end uint32) ([]Ref, uint8) {
+func (e localExtent) appendKept(out, refs []Ref) ([]Ref, uint8) {
 	var entry uint8
 	for i := range refs {
 		r := &refs[i]
-		if !isLocalBranch(r, start, end) {
+		if !e.local(r) {
 			out = append(out, *r)
 			continue
 		}
-		if k := r.Target - start; k >= 1 && k <= 7 {
+		if k := r.Target - e.start; k >= 1 && k <= 7 {
 			entry |= 1 << k
 		}
 	}
