@@ -1340,12 +1340,13 @@ func (e *localExtent) local(r *Ref) bool {
 	if r.Kind != RefBranch8 && r.Kind != RefBranch32 || r.Target < e.start || r.Target >= e.end {
 		return false
 	}
-	for _, s := range e.inner {
-		if r.Target >= s && r.Target-s < 8 {
-			return false
-		}
+	// The last inner start at or before the target (a binary search: a
+	// hostile image may put many starts inside one extent).
+	i, found := slices.BinarySearch(e.inner, r.Target)
+	if !found {
+		i--
 	}
-	return true
+	return i < 0 || r.Target-e.inner[i] >= 8
 }
 
 // kept counts the references of refs that are not local branches.

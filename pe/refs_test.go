@@ -107,3 +107,37 @@ func TestCallRefsAgainstObjdump(t *testing.T) {
 		}
 	}
 }
+
+// TestLocalExtent: branches inside a function's extent are local (not kept
+// as references) unless they reach the first 8 bytes of another function
+// that starts inside the extent; other kinds and targets outside are kept.
+func TestLocalExtent(t *testing.T) {
+	e := localExtent{start: 0x1000, end: 0x1400, inner: []uint32{0x1100, 0x1200}}
+	for _, c := range []struct {
+		kind   RefKind
+		target uint32
+		local  bool
+	}{
+		{RefBranch8, 0x1000, true},
+		{RefBranch32, 0x10ff, true},
+		{RefBranch32, 0x1100, false},
+		{RefBranch8, 0x1107, false},
+		{RefBranch8, 0x1108, true},
+		{RefBranch32, 0x1203, false},
+		{RefBranch32, 0x13ff, true},
+		{RefBranch32, 0x1400, false},
+		{RefBranch32, 0x0fff, false},
+		{RefCall, 0x1010, false},
+		{RefRIP, 0x1010, false},
+	} {
+		r := Ref{At: 0x1004, Kind: c.kind, Target: c.target, Width: 4}
+		if got := e.local(&r); got != c.local {
+			t.Errorf("%v to %#x: local = %v, want %v", c.kind, c.target, got, c.local)
+		}
+	}
+	refs := []Ref{{At: 0x1000, Kind: RefBranch8, Target: 0x1003, Width: 1}, {At: 0x1010, Kind: RefCall, Target: 0x5000, Width: 4}}
+	kept, entry := e.appendKept(nil, refs)
+	if len(kept) != 1 || kept[0].Kind != RefCall || entry != 1<<3 || e.kept(refs) != 1 {
+		t.Errorf("appendKept = %v, entry %08b, kept %d; want the call only and bit 3", kept, entry, e.kept(refs))
+	}
+}

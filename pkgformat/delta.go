@@ -65,12 +65,12 @@ const (
 // DecompressDelta and apply with ApplyDelta.
 func EncodeDelta(src, dst []byte) (stored []byte, size uint64, err error) {
 	payload := MakeDelta(src, dst)
-	optimal := optimalCandidates(src, dst, payload)
 	stored, err = Compress(payload)
 	size = uint64(len(payload))
 	if err != nil {
 		return nil, 0, err
 	}
+	optimal := optimalCandidates(src, dst, payload)
 	keep := func(c []byte, n uint64, err error) error {
 		if err == nil && len(c) < len(stored) {
 			stored, size = c, n
@@ -139,6 +139,9 @@ func optimalCandidates(src, dst, payload []byte) func() []candidate {
 	var wg sync.WaitGroup
 	for i, j := range jobs {
 		wg.Go(func() {
+			// A fault in the encoder loses this candidate, not the
+			// build: the others do not depend on it.
+			defer func() { _ = recover() }()
 			c, err := zopt.Encode(j.want, j.dict)
 			if err != nil {
 				return

@@ -185,7 +185,6 @@ func loadPolicy(path string) (*diff.Policy, error) {
 	return p, nil
 }
 
-// openPair models both images at once.
 // memoryBudget bounds the Go heap of a command that compares the images at
 // paths by their combined size (see internal/membudget).
 func memoryBudget(paths ...string) *membudget.Budget {
@@ -198,6 +197,7 @@ func memoryBudget(paths ...string) *membudget.Budget {
 	return membudget.Set(n)
 }
 
+// openPair models both images at once.
 func openPair(oldPath, newPath string, oldOpts, newOpts []pe.Option) (*pe.File, *pe.File, error) {
 	var oldF, newF *pe.File
 	var oldErr, newErr error

@@ -26,7 +26,9 @@ import (
 )
 
 // PerInputByte is the Go memory (heap, stacks, runtime) the budget allows
-// for each byte of input; the inputs themselves are mapped, not counted.
+// for each byte of input. Where pe maps the inputs (Unix) they are not in
+// it; where it reads them into the heap (Windows) they are, which leaves
+// less room, and the limit is raised sooner (see afterGC).
 const PerInputByte = 2.5
 
 // MinHeadroom is the least room to grow the budget leaves above the live

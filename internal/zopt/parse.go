@@ -176,7 +176,10 @@ func initialStats(block []byte) *stats {
 }
 
 func (p *prices) litLen(n uint32) int32 {
-	c := llCode(n)
+	// The parse prices literal runs up to the end of the block, one more
+	// than a sequence can carry (its match would run past the block):
+	// those get the longest code's price.
+	c := llCode(min(n, maxLitLen))
 	return p.ll[c] + int32(llBits[c])<<8
 }
 

@@ -125,6 +125,23 @@ func TestRoundTripBlocks(t *testing.T) {
 	roundTrip(t, "fixtures against a dictionary", big[1000:], big[:300000], false)
 }
 
+// TestLongMatchToBlockEnd: literals from a block's start up to one match
+// that runs to its end (the literal run the parse prices reaches the
+// block's size, one more than a sequence can carry). This panicked once.
+func TestLongMatchToBlockEnd(t *testing.T) {
+	head := read(t, "../../testdata/toolchain_drift/x64/new.dll")[:5000]
+	for _, c := range []struct {
+		name string
+		data []byte
+	}{
+		{"one literal, then zeros to the block's end", append([]byte{1}, make([]byte, maxBlockSize-1)...)},
+		{"5000 bytes of code, then zeros over two blocks", append(append([]byte(nil), head...), make([]byte, 300000-len(head))...)},
+	} {
+		roundTrip(t, c.name, c.data, nil, false)
+		roundTrip(t, c.name+" (dictionary)", c.data, head[:100], false)
+	}
+}
+
 // TestZstdCLI checks frames with the reference decoder too, when the zstd
 // command is installed.
 func TestZstdCLI(t *testing.T) {
