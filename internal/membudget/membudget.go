@@ -29,7 +29,7 @@ import (
 // for each byte of input. Where pe maps the inputs (Unix) they are not in
 // it; where it reads them into the heap (Windows) they are, which leaves
 // less room, and the limit is raised sooner (see afterGC).
-const PerInputByte = 2.5
+const PerInputByte = 2.7
 
 // MinHeadroom is the least room to grow the budget leaves above the live
 // heap, as a fraction of it, plus Slack for the runtime's own memory.
