@@ -174,17 +174,21 @@ func TestZstdCLI(t *testing.T) {
 }
 
 func FuzzZopt(f *testing.F) {
-	f.Add([]byte("abcabcabcabd"), []byte("abc"))
-	f.Add([]byte{}, []byte{})
+	f.Add([]byte("abcabcabcabd"), []byte("abc"), uint32(0))
+	f.Add([]byte{}, []byte{}, uint32(0))
+	f.Add([]byte{1}, []byte{}, uint32(maxBlockSize-1))
 	for _, p := range fixturePairs(f)[:4] {
 		old, nw := read(f, p[0]), read(f, p[1])
-		f.Add(nw[1000:1600], old[1000:2000])
+		f.Add(nw[1000:1600], old[1000:2000], uint32(0))
 	}
-	f.Fuzz(func(t *testing.T, data, dict []byte) {
-		// A few KiB is enough to reach every code path; larger inputs make
-		// each run slow enough for the fuzzer to give up on minimizing
-		// (golang/go#52569).
+	f.Fuzz(func(t *testing.T, data, dict []byte, run uint32) {
+		// A few KiB of data and dictionary; larger inputs make each run
+		// slow enough for the fuzzer to give up on minimizing
+		// (golang/go#52569). What only long inputs reach (block ends,
+		// several blocks, matches as long as a block) comes from a run of
+		// zeros after the data, up to a little over two blocks.
 		data, dict = data[:min(len(data), 3000)], dict[:min(len(dict), 3000)]
+		data = append(data, make([]byte, run%(2*maxBlockSize+1000))...)
 		frame, err := Encode(data, dict)
 		if err != nil {
 			t.Fatal(err)
