@@ -343,7 +343,7 @@ func (c *comparer) dwarfUnwind(fr *Function) (Rule, bool) {
 			return pe.FDE{}, false
 		}
 		fn := &im.fns[i]
-		for _, p := range append([]pe.Chunk{{RVA: fn.RVA, Size: fn.Size}}, fn.Chunks()...) {
+		for _, p := range fn.Parts() {
 			if e, ok := im.f.FDEAt(p.RVA); ok && e.LSDA != 0 {
 				return e, true
 			}

@@ -118,16 +118,17 @@ func (c *comparer) targetIn(lo, hi uint32) (uint32, bool) {
 	return 0, false
 }
 
-// entryTarget returns a branch target in [fn.RVA+lo, fn.RVA+hi) (lo >= 1,
-// hi <= 8): the function's own branches (pe keeps them as EntryTargets,
-// not references) and every other one.
-func entryTarget(c *comparer, fn *pe.Function, lo, hi uint32) (uint32, bool) {
-	for k := lo; k < hi; k++ {
+// entryTarget returns the lowest branch target in [fn.RVA+lo, fn.RVA+hi)
+// (lo >= 1, hi <= 8), of the function's own branches (pe keeps them as
+// EntryTargets, not references) and every other one.
+func (c *comparer) entryTarget(fn *pe.Function, lo, hi uint32) (uint32, bool) {
+	t, ok := c.targetIn(fn.RVA+lo, fn.RVA+hi)
+	for k := lo; k < hi && (!ok || fn.RVA+k < t); k++ {
 		if fn.EntryTargets&(1<<k) != 0 {
 			return fn.RVA + k, true
 		}
 	}
-	return c.targetIn(fn.RVA+lo, fn.RVA+hi)
+	return t, ok
 }
 
 // site decides how old function o's entry takes its jump. It prefers
@@ -169,7 +170,7 @@ func (c *comparer) site(o int) (*Site, *Rule) {
 	if fn.Size < 5 || cover < 5 || uint32(cover) > fn.Size {
 		return nil, &Rule{ID: "RR-NO-ENTRY-ROOM", Message: fmt.Sprintf("%s is %d bytes long, shorter than the 5-byte jump, and has no hot-patch padding (a 2-byte first instruction after 5 bytes of CC/90 no code reaches); build with -fpatchable-function-entry=7,5, ms_hook_prologue or MSVC /hotpatch to make it patchable", name, fn.Size)}
 	}
-	if t, ok := entryTarget(c, fn, 1, 5); ok {
+	if t, ok := c.entryTarget(fn, 1, 5); ok {
 		return nil, &Rule{ID: "RR-NO-ENTRY-ROOM", Message: fmt.Sprintf("%s: code branches to %#x, inside the first 5 bytes that the jump at its entry %#x would overwrite, and there is no hot-patch padding; a thread arriving there would execute half a jump", name, t, fn.RVA)}
 	}
 	return &Site{RVA: fn.RVA, Method: MethodJmpRel32, Original: hex.EncodeToString(code[:5]), Cover: uint32(cover), Relocs: siteRelocs(f, fn.RVA, 5)}, nil
@@ -194,7 +195,7 @@ func (c *comparer) padSite(fn *pe.Function) (*Site, bool) {
 	if _, ok := c.targetIn(fn.RVA-5, fn.RVA); ok {
 		return nil, false
 	}
-	if _, ok := entryTarget(c, fn, 1, 2); ok {
+	if _, ok := c.entryTarget(fn, 1, 2); ok {
 		return nil, false
 	}
 	return &Site{RVA: fn.RVA - 5, Method: MethodHotpatchPad, Original: hex.EncodeToString(pad), Cover: 2, Relocs: siteRelocs(f, fn.RVA-5, 7)}, true

@@ -1179,11 +1179,6 @@ func (b *functionBuilder) finish() {
 	f := b.f
 	starts := b.sortedStarts()
 	fns := make([]Function, 0, len(starts))
-	// Every function's references go into one exactly sized array rather
-	// than a small allocation each: a big image has a hundred thousand
-	// lists, made among the garbage of decoding, and as many small
-	// objects left behind would keep much of that garbage's memory from
-	// being reused.
 	extent := func(s uint32, a *analysis) localExtent {
 		// Other starts inside the extent (rare: an export or symbol at an
 		// inner label): branches to their first bytes stay references.
@@ -1191,6 +1186,11 @@ func (b *functionBuilder) finish() {
 		j, _ := slices.BinarySearch(starts, a.end)
 		return localExtent{start: s, end: a.end, inner: starts[i:j]}
 	}
+	// Every function's references go into one exactly sized array rather
+	// than a small allocation each: a big image has a hundred thousand
+	// lists, made among the garbage of decoding, and as many small
+	// objects left behind would keep much of that garbage's memory from
+	// being reused.
 	nrefs := 0
 	for _, s := range starts {
 		if a := b.an[s]; a != nil {

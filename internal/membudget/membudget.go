@@ -114,11 +114,9 @@ func (b *Budget) Release() {
 }
 
 // sentinel is garbage as soon as it is made; its finalizer runs after the
-// next collection and arms a new one.
-type sentinel struct {
-	b   *Budget
-	pad [16]byte // never a tiny allocation (those are finalized late)
-}
+// next collection and arms a new one. (It holds a pointer, so it is never
+// one of the runtime's tiny allocations, which are finalized late.)
+type sentinel struct{ b *Budget }
 
 func (b *Budget) arm() {
 	runtime.SetFinalizer(&sentinel{b: b}, func(s *sentinel) { s.b.afterGC() })
